@@ -1,0 +1,65 @@
+//! State keys and reads/writes of `todo-api` through the Dapr state API.
+//!
+//! Keys (Dapr prefixes them with the app-id): `ledger:{user}` holds the user's
+//! [`UserLedger`]; `task:{user}:{id}` a task; `outbox:{user}:{seq}` an event
+//! committed but not yet known to be published.
+
+use dapr_http::{DaprError, StateOp, Versioned};
+use todo_domain::{Task, TaskEvent, TaskId, UserId, UserLedger};
+
+use crate::Ctx;
+
+pub(crate) fn ledger_key(user: &UserId) -> String {
+    format!("ledger:{user}")
+}
+
+pub(crate) fn task_key(user: &UserId, id: TaskId) -> String {
+    format!("task:{user}:{id}")
+}
+
+pub(crate) fn outbox_key(user: &UserId, seq: u64) -> String {
+    format!("outbox:{user}:{seq}")
+}
+
+/// The user's ledger and its ETag (an empty ledger without ETag for a new user).
+pub(crate) async fn load_ledger(ctx: &Ctx, user: &UserId) -> Result<Versioned<UserLedger>, DaprError> {
+    Ok(ctx
+        .dapr
+        .get_state(&ctx.settings.state_store, &ledger_key(user))
+        .await?
+        .unwrap_or(Versioned { value: UserLedger::default(), etag: None }))
+}
+
+/// The ledger write of a transaction: guarded by the ETag it was read at, or
+/// insert-only for a new user, so concurrent writers of one user serialize.
+pub(crate) fn put_ledger(user: &UserId, ledger: &UserLedger, etag: Option<String>) -> StateOp {
+    match etag {
+        Some(etag) => StateOp::upsert(ledger_key(user), ledger, Some(etag)),
+        None => StateOp::insert(ledger_key(user), ledger),
+    }
+}
+
+pub(crate) fn put_task(task: &Task) -> StateOp {
+    StateOp::upsert(task_key(&task.user_id, task.id), task, None)
+}
+
+/// Commits `ops`, the updated ledger and `event` (into the outbox) atomically.
+pub(crate) async fn commit(
+    ctx: &Ctx,
+    user: &UserId,
+    ledger: &Versioned<UserLedger>,
+    ops: &[StateOp],
+    event: &TaskEvent,
+) -> Result<(), DaprError> {
+    let mut all = ops.to_vec();
+    all.push(StateOp::upsert(outbox_key(user, event.seq), event, None));
+    all.push(put_ledger(user, &ledger.value, ledger.etag.clone()));
+    ctx.dapr.transact(&ctx.settings.state_store, &all).await
+}
+
+/// The user's tasks with the given ids, in that order (missing ones skipped).
+pub(crate) async fn load_tasks(ctx: &Ctx, user: &UserId, ids: &[TaskId]) -> Result<Vec<Task>, DaprError> {
+    let keys: Vec<String> = ids.iter().map(|id| task_key(user, *id)).collect();
+    let found = ctx.dapr.get_bulk::<Task>(&ctx.settings.state_store, &keys).await?;
+    Ok(found.into_iter().flatten().map(|v| v.value).collect())
+}

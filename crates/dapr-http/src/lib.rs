@@ -1,0 +1,290 @@
+//! A small client for the Dapr sidecar's HTTP API, over `wasi:http`.
+//!
+//! Only what the services use: state (get, bulk get, transactions with ETags),
+//! pub/sub publish with metadata, and secrets. The sidecar's address comes from
+//! `DAPR_HTTP_ENDPOINT`, else `http://127.0.0.1:$DAPR_HTTP_PORT` (port 3500 by
+//! default), which is also where the sidecar listens inside a Kubernetes pod.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use spin_sdk::http::{Method, Request, Response};
+
+/// Why a call to the sidecar failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaprError {
+    /// The sidecar could not be reached.
+    #[error("Dapr sidecar unreachable: {0}")]
+    Unreachable(String),
+    /// A write lost an optimistic-concurrency race (ETag mismatch or first-write conflict).
+    #[error("state changed concurrently")]
+    Conflict,
+    /// The sidecar answered with an error.
+    #[error("Dapr answered {status}: {body}")]
+    Status {
+        /// HTTP status from the sidecar.
+        status: u16,
+        /// Its error body.
+        body: String,
+    },
+    /// The sidecar's answer could not be decoded.
+    #[error("cannot decode Dapr's answer: {0}")]
+    Decode(String),
+}
+
+/// A stored value with the ETag it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its ETag, for optimistic concurrency.
+    pub etag: Option<String>,
+}
+
+/// One operation of a state transaction.
+#[derive(Debug, Clone)]
+pub enum StateOp {
+    /// Write `value` at `key`; guarded by `etag` when given.
+    Upsert {
+        /// State key.
+        key: String,
+        /// The value, stored as JSON.
+        value: Value,
+        /// Expected ETag (first-write concurrency).
+        etag: Option<String>,
+    },
+    /// Write `value` at `key` only if the key does not exist yet.
+    Insert {
+        /// State key.
+        key: String,
+        /// The value, stored as JSON.
+        value: Value,
+    },
+    /// Remove `key`.
+    Delete {
+        /// State key.
+        key: String,
+    },
+}
+
+impl StateOp {
+    /// An upsert of a serializable value.
+    pub fn upsert(key: impl Into<String>, value: &impl Serialize, etag: Option<String>) -> Self {
+        StateOp::Upsert { key: key.into(), value: to_value(value), etag }
+    }
+
+    /// An insert-if-absent of a serializable value.
+    pub fn insert(key: impl Into<String>, value: &impl Serialize) -> Self {
+        StateOp::Insert { key: key.into(), value: to_value(value) }
+    }
+
+    fn to_json(&self) -> Value {
+        let first_write = serde_json::json!({ "concurrency": "first-write", "consistency": "strong" });
+        match self {
+            StateOp::Upsert { key, value, etag } => {
+                let mut request = serde_json::json!({ "key": key, "value": value });
+                if let Some(etag) = etag {
+                    request["etag"] = Value::String(etag.clone());
+                    request["options"] = first_write;
+                }
+                serde_json::json!({ "operation": "upsert", "request": request })
+            }
+            StateOp::Insert { key, value } => serde_json::json!({
+                "operation": "upsert",
+                "request": { "key": key, "value": value, "options": first_write },
+            }),
+            StateOp::Delete { key } => serde_json::json!({ "operation": "delete", "request": { "key": key } }),
+        }
+    }
+}
+
+fn to_value(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("domain types always serialize")
+}
+
+/// CloudEvent attributes and Kafka partition key of a publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishMeta<'a> {
+    /// CloudEvent `id`.
+    pub id: &'a str,
+    /// CloudEvent `type`.
+    pub event_type: &'a str,
+    /// CloudEvent `source`.
+    pub source: &'a str,
+    /// CloudEvent `subject`.
+    pub subject: &'a str,
+    /// Kafka partition key (the user id, for per-user order).
+    pub partition_key: &'a str,
+}
+
+/// The Dapr sidecar of this app.
+#[derive(Debug, Clone)]
+pub struct Dapr {
+    endpoint: String,
+    api_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BulkItem {
+    key: String,
+    data: Option<Value>,
+    etag: Option<String>,
+}
+
+impl Dapr {
+    /// The sidecar named by `DAPR_HTTP_ENDPOINT` / `DAPR_HTTP_PORT`, with
+    /// `DAPR_API_TOKEN` when the sidecar requires one.
+    pub fn from_env() -> Self {
+        let endpoint = std::env::var("DAPR_HTTP_ENDPOINT").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
+            let port = std::env::var("DAPR_HTTP_PORT").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "3500".into());
+            format!("http://127.0.0.1:{port}")
+        });
+        let api_token = std::env::var("DAPR_API_TOKEN").ok().filter(|s| !s.is_empty());
+        Dapr { endpoint: endpoint.trim_end_matches('/').to_owned(), api_token }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, DaprError> {
+        let mut builder = Request::builder();
+        builder.method(method).uri(format!("{}{}", self.endpoint, path));
+        if let Some(token) = &self.api_token {
+            builder.header("dapr-api-token", token);
+        }
+        if let Some(body) = body {
+            builder.header("content-type", "application/json").body(body);
+        }
+        spin_sdk::http::send(builder.build()).await.map_err(|e| DaprError::Unreachable(e.to_string()))
+    }
+
+    async fn call_ok(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, DaprError> {
+        let response = self.call(method, path, body).await?;
+        let status = *response.status();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let body = String::from_utf8_lossy(response.body()).into_owned();
+        if status == 409 || body.contains("etag mismatch") || body.contains("possible etag mismatch") {
+            return Err(DaprError::Conflict);
+        }
+        Err(DaprError::Status { status, body })
+    }
+
+    /// Reads one key; `None` when it does not exist.
+    pub async fn get_state<T: DeserializeOwned>(&self, store: &str, key: &str) -> Result<Option<Versioned<T>>, DaprError> {
+        let path = format!("/v1.0/state/{store}/{}?consistency=strong", encode(key));
+        let response = self.call_ok(Method::Get, &path, None).await?;
+        if *response.status() == 204 || response.body().is_empty() {
+            return Ok(None);
+        }
+        let etag = response.header("etag").and_then(|v| v.as_str()).map(str::to_owned);
+        let value = serde_json::from_slice(response.body()).map_err(|e| DaprError::Decode(format!("{key}: {e}")))?;
+        Ok(Some(Versioned { value, etag }))
+    }
+
+    /// Reads many keys at once, in the order asked; missing keys are `None`.
+    pub async fn get_bulk<T: DeserializeOwned>(
+        &self,
+        store: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Versioned<T>>>, DaprError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": keys, "parallelism": 8 })).expect("keys serialize");
+        let response = self.call_ok(Method::Post, &format!("/v1.0/state/{store}/bulk"), Some(body)).await?;
+        let items: Vec<BulkItem> = serde_json::from_slice(response.body()).map_err(|e| DaprError::Decode(e.to_string()))?;
+        let mut by_key: std::collections::HashMap<String, BulkItem> =
+            items.into_iter().map(|item| (item.key.clone(), item)).collect();
+        keys.iter()
+            .map(|key| match by_key.remove(key) {
+                Some(BulkItem { data: Some(data), etag, .. }) if !data.is_null() => serde_json::from_value(data)
+                    .map(|value| Some(Versioned { value, etag }))
+                    .map_err(|e| DaprError::Decode(format!("{key}: {e}"))),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Commits all operations atomically, or none of them.
+    pub async fn transact(&self, store: &str, ops: &[StateOp]) -> Result<(), DaprError> {
+        let operations: Vec<Value> = ops.iter().map(StateOp::to_json).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "operations": operations })).expect("ops serialize");
+        self.call_ok(Method::Post, &format!("/v1.0/state/{store}/transaction"), Some(body)).await?;
+        Ok(())
+    }
+
+    /// Publishes `data` as the `data` of a CloudEvent that Dapr builds.
+    pub async fn publish(&self, pubsub: &str, topic: &str, data: &impl Serialize, meta: &PublishMeta<'_>) -> Result<(), DaprError> {
+        let query = [
+            ("metadata.partitionKey", meta.partition_key),
+            ("metadata.cloudevent.id", meta.id),
+            ("metadata.cloudevent.type", meta.event_type),
+            ("metadata.cloudevent.source", meta.source),
+            ("metadata.cloudevent.subject", meta.subject),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        let body = serde_json::to_vec(data).map_err(|e| DaprError::Decode(e.to_string()))?;
+        self.call_ok(Method::Post, &format!("/v1.0/publish/{pubsub}/{topic}?{query}"), Some(body)).await?;
+        Ok(())
+    }
+
+    /// Reads the secret `name` from `store` (the value under the key of the same name).
+    pub async fn secret(&self, store: &str, name: &str) -> Result<Option<String>, DaprError> {
+        let response = self.call(Method::Get, &format!("/v1.0/secrets/{store}/{}", encode(name)), None).await?;
+        match *response.status() {
+            200..=299 => {
+                let map: std::collections::HashMap<String, String> =
+                    serde_json::from_slice(response.body()).map_err(|e| DaprError::Decode(e.to_string()))?;
+                Ok(map.get(name).cloned())
+            }
+            // local.file answers 500 with ERR_SECRET_GET for a missing key; Kubernetes answers 404/403.
+            status => {
+                let body = String::from_utf8_lossy(response.body()).into_owned();
+                if status == 404 || body.contains("not found") {
+                    Ok(None)
+                } else {
+                    Err(DaprError::Status { status, body })
+                }
+            }
+        }
+    }
+}
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved kept).
+pub fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_keeps_unreserved_only() {
+        assert_eq!(encode("a|b:c d/é"), "a%7Cb%3Ac%20d%2F%C3%A9");
+    }
+
+    #[test]
+    fn transaction_ops_carry_concurrency_options() {
+        let guarded = StateOp::upsert("k", &1, Some("e1".into())).to_json();
+        assert_eq!(guarded["request"]["etag"], "e1");
+        assert_eq!(guarded["request"]["options"]["concurrency"], "first-write");
+        let insert = StateOp::insert("k", &1).to_json();
+        assert!(insert["request"].get("etag").is_none());
+        assert_eq!(insert["request"]["options"]["concurrency"], "first-write");
+        let blind = StateOp::upsert("k", &1, None).to_json();
+        assert!(blind["request"].get("options").is_none());
+        assert_eq!(StateOp::Delete { key: "k".into() }.to_json()["operation"], "delete");
+    }
+}

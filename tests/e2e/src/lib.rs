@@ -1,0 +1,141 @@
+//! Helpers for the end-to-end suite: where the stack is, tokens, HTTP, polling
+//! and contract validation. `cargo xtask test` starts the stack and sets the
+//! environment; run alone, every test is skipped with a notice.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::Value;
+
+/// Where the running stack is, from the environment `cargo xtask test` sets.
+pub struct Stack {
+    /// todo-api's address.
+    pub api: String,
+    /// audit-service's address.
+    pub audit: String,
+    /// todo-api's daprd.
+    pub api_dapr: String,
+    jwt_secret: String,
+    app_token: String,
+    contracts: std::path::PathBuf,
+}
+
+impl Stack {
+    /// The stack, or `None` (test skipped) outside `cargo xtask test`.
+    pub fn get() -> Option<Stack> {
+        if std::env::var("TODO_E2E").is_err() {
+            eprintln!("skipped: run the end-to-end suite with `cargo xtask test`");
+            return None;
+        }
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+        let secrets: Value = serde_json::from_str(&std::fs::read_to_string(var("TODO_SECRETS_FILE")).unwrap()).unwrap();
+        Some(Stack {
+            api: var("TODO_API_URL"),
+            audit: var("AUDIT_SERVICE_URL"),
+            api_dapr: var("TODO_API_DAPR_URL"),
+            jwt_secret: secrets["jwt-hs256-secret"].as_str().unwrap().to_owned(),
+            app_token: secrets["app-api-token"].as_str().unwrap().to_owned(),
+            contracts: var("TODO_CONTRACTS_DIR").into(),
+        })
+    }
+
+    /// A valid token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        self.token_with(user, 3600, &self.jwt_secret)
+    }
+
+    /// A token for `user` expiring in `ttl` seconds (negative: already expired), signed with `secret`.
+    pub fn token_with(&self, user: &str, ttl: i64, secret: &str) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let claims = serde_json::json!({ "sub": user, "iat": now - 120, "exp": now + ttl });
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
+    }
+
+    /// The token the sidecar presents on Dapr-only routes.
+    pub fn app_token(&self) -> &str {
+        &self.app_token
+    }
+
+    /// Validates `instance` against the JSON Schema at `specs/contracts/<path>`.
+    pub fn assert_matches_contract(&self, path: &str, instance: &Value) {
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(self.contracts.join(path)).unwrap()).unwrap();
+        let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{instance} breaks {path}: {errors:?}");
+    }
+}
+
+/// A fresh user id, so that tests never see each other's data.
+pub fn fresh_user(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A response reduced to what the tests look at.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub json: Value,
+}
+
+impl Reply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends a request; `body` is sent as-is with `content_type` when given.
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&str, &[u8])>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let result = match body {
+        Some((content_type, bytes)) => agent.run(request.header("content-type", content_type).body(bytes.to_vec()).unwrap()),
+        None => agent.run(request.body(()).unwrap()),
+    };
+    let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
+/// Sends JSON with a bearer token.
+pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {token}");
+    send(method, url, &[("authorization", &auth)], Some(("application/json", body.to_string().as_bytes())))
+}
+
+/// GET with a bearer token.
+pub fn get(url: &str, token: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    send("GET", url, &[("authorization", &auth)], None)
+}
+
+/// Polls `probe` until it returns `Some`, for at most `limit`.
+pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -926,19 +926,18 @@ spec:
 
     /// End to end with the real validator: a SpinApp with an unknown field and a
     /// string replica count must be rejected. Needs the registry once to install the
-    /// pinned validators into the project's cache; set TODO_SKIP_NETWORK_TESTS=1 to skip.
+    /// pinned validators into the tool cache; set TODO_SKIP_NETWORK_TESTS=1 to skip.
     #[test]
     fn broken_spinapp_is_rejected_by_the_schema_validator() {
         if std::env::var_os("TODO_SKIP_NETWORK_TESTS").is_some() {
             return;
         }
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir.parent().unwrap();
+        let root = crate::paths::root();
         let shared = std::env::var_os("TODO_SHARED_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("../shared"));
         let crds = load_crds(&shared.join("crds")).unwrap();
-        let cache = root.join(".cache");
+        let cache = crate::paths::cache();
         let tools = ensure_tools(&cache).unwrap();
         let mut good = spinapp("todo-api", "todo-api");
         good.value["spec"]["replicas"] = json!(1);

@@ -25,22 +25,36 @@ pub fn cache() -> PathBuf {
 
 /// Runs `cargo <args>` in the workspace.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    cargo_env(args, &[])
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo).args(args).current_dir(root()))
 }
 
-/// Runs `cargo <args>` in the workspace with extra environment variables.
-pub fn cargo_env(args: &[&str], env: &[(String, String)]) -> Result<()> {
+/// Runs `cargo test <args>`, echoing its output, and returns the number of
+/// tests passed as counted from its `test result:` lines.
+pub fn cargo_test(args: &[&str], env: &[(String, String)]) -> Result<u64> {
+    use std::io::{BufRead, BufReader};
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut child = Command::new(cargo)
+        .arg("test")
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
-        .status()
-        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run cargo test {}", args.join(" ")))?;
+    let mut passed = 0;
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += rest.split(". ").nth(1).and_then(|p| p.split(' ').next()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
     }
-    Ok(())
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`cargo test {}` failed ({status})", args.join(" "));
+    }
+    Ok(passed)
 }
 
 /// Runs a command to completion, failing with its name and status.

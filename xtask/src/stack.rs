@@ -16,12 +16,16 @@ use anyhow::{bail, Context, Result};
 use crate::bootstrap::{self, Host, Tools};
 use crate::paths;
 
-/// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i.
+/// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
+/// (gRPC 3520+i, internal gRPC 3530+i, public 3510+i). Every port of the stack
+/// lies below the kernel's ephemeral range (32768+), where an outgoing
+/// connection could take it first; the scheduler's 50006 is the architecture's
+/// default and starts before the rest.
 pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 const KAFKA_PORT: u16 = 9092;
 const KAFKA_CONTROLLER_PORT: u16 = 9093;
 const SCHEDULER_PORT: u16 = 50006;
-const POSTGRES_PORT: u16 = 55432;
+const POSTGRES_PORT: u16 = 25432;
 const TOPICS: [&str; 4] = ["task-events", "reminders", "task-events-dlq", "reminders-dlq"];
 
 /// The state store profile.
@@ -281,17 +285,17 @@ impl Stack {
             "scheduler",
             Command::new(&tools.scheduler)
                 .args(["--port", &SCHEDULER_PORT.to_string(), "--listen-address", "127.0.0.1"])
-                .args(["--healthz-port", "58080", "--healthz-listen-address", "127.0.0.1"])
-                .args(["--metrics-port", "59090", "--metrics-listen-address", "127.0.0.1"])
-                .args(["--etcd-client-port", "52379", "--id", "scheduler-0"])
-                .args(["--etcd-initial-cluster", "scheduler-0=http://127.0.0.1:52380"])
+                .args(["--healthz-port", "28080", "--healthz-listen-address", "127.0.0.1"])
+                .args(["--metrics-port", "29090", "--metrics-listen-address", "127.0.0.1"])
+                .args(["--etcd-client-port", "23790", "--id", "scheduler-0"])
+                .args(["--etcd-initial-cluster", "scheduler-0=http://127.0.0.1:23800"])
                 .args(["--etcd-client-listen-address", "127.0.0.1", "--etcd-data-dir"])
                 .arg(&data)
                 .args(["--identity-directory-write"])
                 .arg(data.join("identity"))
                 .current_dir(&self.run_dir),
         )?;
-        self.wait("scheduler", || http_ok("http://127.0.0.1:58080/healthz"))?;
+        self.wait("scheduler", || http_ok("http://127.0.0.1:28080/healthz"))?;
         self.summary.push(("scheduler".into(), format!("127.0.0.1:{SCHEDULER_PORT}"), self.run_dir.join("logs/scheduler.log")));
         Ok(())
     }
@@ -339,8 +343,8 @@ impl Stack {
             Command::new(&tools.daprd)
                 .args(["--app-id", app, "--app-port", &(3000 + i).to_string(), "--app-protocol", "http"])
                 .args(["--app-channel-address", "127.0.0.1"])
-                .args(["--dapr-http-port", &(3500 + i).to_string(), "--dapr-grpc-port", &(50010 + i).to_string()])
-                .args(["--dapr-internal-grpc-port", &(50020 + i).to_string(), "--dapr-public-port", &(3510 + i).to_string()])
+                .args(["--dapr-http-port", &(3500 + i).to_string(), "--dapr-grpc-port", &(3520 + i).to_string()])
+                .args(["--dapr-internal-grpc-port", &(3530 + i).to_string(), "--dapr-public-port", &(3510 + i).to_string()])
                 .args(["--metrics-port", &(9190 + i).to_string(), "--profile-port", &(7780 + i).to_string()])
                 .args(["--dapr-listen-addresses", "127.0.0.1"])
                 .args(["--scheduler-host-address", &format!("127.0.0.1:{SCHEDULER_PORT}")])
@@ -421,7 +425,7 @@ pub fn dev_secret(file: &Path, key: &str) -> Result<String> {
 impl Drop for Stack {
     fn drop(&mut self) {
         while let Some(mut p) = self.procs.pop() {
-            let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+            let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).stderr(Stdio::null()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = p.child.try_wait() {

@@ -17,6 +17,14 @@ pub enum Rule {
     Format,
     /// A field the API does not know.
     Unknown,
+    /// A number or instant outside the allowed range.
+    OutOfRange,
+    /// More items than allowed in a list.
+    TooMany,
+    /// The same item (or query parameter) given twice.
+    Duplicate,
+    /// The field needs another field that is absent (e.g. a reminder offset needs `due_at`).
+    Requires,
 }
 
 impl Rule {
@@ -29,6 +37,10 @@ impl Rule {
             Rule::Charset => "charset",
             Rule::Format => "format",
             Rule::Unknown => "unknown_field",
+            Rule::OutOfRange => "out_of_range",
+            Rule::TooMany => "too_many",
+            Rule::Duplicate => "duplicate",
+            Rule::Requires => "requires",
         }
     }
 }

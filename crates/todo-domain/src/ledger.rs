@@ -50,7 +50,7 @@ mod tests {
     use super::*;
 
     fn new(title: &str) -> NewTask {
-        NewTask { title: crate::Title::parse(title).unwrap() }
+        NewTask::new(crate::Title::parse(title).unwrap())
     }
 
     #[test]

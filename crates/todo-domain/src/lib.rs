@@ -6,12 +6,20 @@
 pub mod audit;
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod ids;
 pub mod ledger;
+pub mod query;
+pub mod recurrence;
+pub mod schedule;
 pub mod task;
 
 pub use error::{DomainError, Rule};
 pub use event::{EventType, TaskEvent};
+pub use fields::{Description, Priority, Tag, Tags, Title};
 pub use ids::{EventId, TaskId, UserId};
 pub use ledger::UserLedger;
-pub use task::{NewTask, Task, Title};
+pub use query::{matches, page, Filter, ListQuery, Order, Sort, Status};
+pub use recurrence::{Anchor, RecurrenceRule};
+pub use schedule::{Reminder, ReminderOffset, Reminders, TimeZone};
+pub use task::{NewTask, Task, TaskPatch};

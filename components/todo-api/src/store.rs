@@ -2,9 +2,12 @@
 //!
 //! Keys (Dapr prefixes them with the app-id): `ledger:{user}` holds the user's
 //! [`UserLedger`]; `task:{user}:{id}` a task; `outbox:{user}:{seq}` an event
-//! committed but not yet known to be published.
+//! committed but not yet known to be published; `idem:{user}:{key}` the task an
+//! `Idempotency-Key` created.
 
 use dapr_http::{DaprError, StateOp, Versioned};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use todo_domain::{Task, TaskEvent, TaskId, UserId, UserLedger};
 
 use crate::Ctx;
@@ -15,6 +18,22 @@ pub(crate) fn ledger_key(user: &UserId) -> String {
 
 pub(crate) fn task_key(user: &UserId, id: TaskId) -> String {
     format!("task:{user}:{id}")
+}
+
+pub(crate) fn idempotency_key(user: &UserId, key: &str) -> String {
+    format!("idem:{user}:{key}")
+}
+
+/// What an `Idempotency-Key` created, and a fingerprint of the body it came with.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IdempotencyRecord {
+    pub(crate) task_id: TaskId,
+    pub(crate) fingerprint: String,
+}
+
+/// SHA-256 of a request body, to tell a retry from a reuse of the key.
+pub(crate) fn fingerprint(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }
 
 pub(crate) fn outbox_key(user: &UserId, seq: u64) -> String {
@@ -55,6 +74,11 @@ pub(crate) async fn commit(
     all.push(StateOp::upsert(outbox_key(user, event.seq), event, None));
     all.push(put_ledger(user, &ledger.value, ledger.etag.clone()));
     ctx.dapr.transact(&ctx.settings.state_store, &all).await
+}
+
+/// One task of the user, with its ETag.
+pub(crate) async fn load_task(ctx: &Ctx, user: &UserId, id: TaskId) -> Result<Option<Versioned<Task>>, DaprError> {
+    ctx.dapr.get_state(&ctx.settings.state_store, &task_key(user, id)).await
 }
 
 /// The user's tasks with the given ids, in that order (missing ones skipped).

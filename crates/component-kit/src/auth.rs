@@ -1,10 +1,12 @@
 //! Who is calling: users (JWT bearer tokens) and the Dapr sidecar (app API token).
 //!
-//! Keys come from the Dapr secret store on every request: a Spin instance lives
-//! for one request, so there is no cache to go stale.
+//! Tokens are HS256 with a shared secret (what the existing frontend's auth
+//! issues), or EdDSA / RS256 verified with a configured public key (PEM). Keys
+//! come from the Dapr secret store on every request: a Spin instance lives for
+//! one request, so there is no cache to go stale.
 
 use dapr_http::Dapr;
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use spin_sdk::http::Request;
 use todo_domain::UserId;
@@ -24,27 +26,42 @@ struct Claims {
 /// 401 without a valid token, 403 when the token belongs to another user.
 pub async fn user(req: &Request, path_user: &str, dapr: &Dapr, settings: &Settings) -> Result<UserId, Problem> {
     let token = bearer(req).ok_or_else(|| Problem::unauthorized("an `Authorization: Bearer <JWT>` header is required"))?;
-    let secret = dapr
-        .secret(&settings.secret_store, &settings.jwt_secret)
-        .await?
-        .ok_or_else(|| Problem::unavailable(format!("secret `{}` is not configured", settings.jwt_secret)))?;
-    let subject = verify_hs256(token, secret.as_bytes())?;
+    let alg = decode_header(token).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?.alg;
+    let key_name = match alg {
+        Algorithm::HS256 => &settings.jwt_secret,
+        Algorithm::EdDSA | Algorithm::RS256 => &settings.jwt_public_key,
+        other => return Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
+    };
+    let key = dapr.secret(&settings.secret_store, key_name).await?;
+    let key = match (alg, key) {
+        (_, Some(key)) => key,
+        (Algorithm::HS256, None) => return Err(Problem::unavailable(format!("secret `{key_name}` is not configured"))),
+        (_, None) => return Err(Problem::unauthorized(format!("{alg:?} tokens are not accepted: no public key is configured"))),
+    };
+    let subject = verify(token, alg, key.as_bytes())?;
     if subject.as_str() != path_user {
         return Err(Problem::forbidden("the token's subject does not own this path"));
     }
     Ok(subject)
 }
 
-/// Verifies an HS256 token (signature, `exp` required, `nbf` when present) and
-/// returns its subject.
-pub fn verify_hs256(token: &str, secret: &[u8]) -> Result<UserId, Problem> {
-    let mut validation = Validation::new(Algorithm::HS256);
+/// Verifies a token signed with `alg` (`key`: the HS256 secret, or the PEM
+/// public key for EdDSA and RS256): signature, `exp` (required) and `nbf`
+/// (when present). Returns the subject.
+pub fn verify(token: &str, alg: Algorithm, key: &[u8]) -> Result<UserId, Problem> {
+    let unusable = |e: jsonwebtoken::errors::Error| Problem::unavailable(format!("unusable JWT key: {e}"));
+    let key = match alg {
+        Algorithm::HS256 => DecodingKey::from_secret(key),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(key),
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(key),
+        other => return Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
+    }
+    .map_err(unusable)?;
+    let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
-    let key = DecodingKey::from_secret(secret).map_err(|e| Problem::unavailable(format!("unusable JWT key: {e}")))?;
-    let data = decode::<Claims>(token, &key, &validation)
-        .map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
+    let data = decode::<Claims>(token, &key, &validation).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
     UserId::parse(&data.claims.sub).map_err(|e| Problem::unauthorized(format!("invalid token subject: {e}")))
 }
 
@@ -89,6 +106,31 @@ mod tests {
 
     fn token(claims: serde_json::Value, secret: &[u8]) -> String {
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
+    }
+
+    fn verify_hs256(token: &str, secret: &[u8]) -> Result<UserId, Problem> {
+        verify(token, Algorithm::HS256, secret)
+    }
+
+    // Test-only key pairs, generated for these tests; they protect nothing.
+    const ED_PRIVATE: &[u8] = include_bytes!("../testdata/ed25519-test-only.pem");
+    const ED_PUBLIC: &[u8] = include_bytes!("../testdata/ed25519-test-only.pub");
+    const RSA_PRIVATE: &[u8] = include_bytes!("../testdata/rsa-test-only.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("../testdata/rsa-test-only.pub");
+
+    #[test]
+    fn eddsa_and_rs256_tokens_verify_with_their_public_keys() {
+        let claims = json!({"sub": "dave", "exp": now() + 60});
+        let ed = encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap()).unwrap();
+        let rsa = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap()).unwrap();
+        assert_eq!(verify(&ed, Algorithm::EdDSA, ED_PUBLIC).unwrap().as_str(), "dave");
+        assert_eq!(verify(&rsa, Algorithm::RS256, RSA_PUBLIC).unwrap().as_str(), "dave");
+        // A token checked with the other key, or claiming another algorithm, fails.
+        assert_eq!(verify(&ed, Algorithm::RS256, RSA_PUBLIC).unwrap_err().status, 401);
+        assert_eq!(verify(&rsa, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);
+        let expired = json!({"sub": "dave", "exp": now() - 3600});
+        let old = encode(&Header::new(Algorithm::EdDSA), &expired, &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap()).unwrap();
+        assert_eq!(verify(&old, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Settings {
     pub secret_store: String,
     /// `JWT_SECRET_NAME`: secret holding the HS256 key (default `jwt-hs256-secret`).
     pub jwt_secret: String,
+    /// `JWT_PUBLIC_KEY_SECRET`: secret holding the PEM public key for EdDSA and
+    /// RS256 tokens (default `jwt-public-key`); absent means only HS256 is accepted.
+    pub jwt_public_key: String,
     /// `APP_API_TOKEN_SECRET`: secret holding the token Dapr presents to the app
     /// (default `app-api-token`); empty disables the check.
     pub app_token_secret: String,
@@ -32,6 +35,7 @@ impl Settings {
             pubsub: env_or("PUBSUB", "pubsub"),
             secret_store: env_or("SECRET_STORE", "secretstore"),
             jwt_secret: env_or("JWT_SECRET_NAME", "jwt-hs256-secret"),
+            jwt_public_key: env_or("JWT_PUBLIC_KEY_SECRET", "jwt-public-key"),
             app_token_secret: std::env::var("APP_API_TOKEN_SECRET").unwrap_or_else(|_| "app-api-token".to_owned()),
         }
     }

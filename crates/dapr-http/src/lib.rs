@@ -162,7 +162,9 @@ impl Dapr {
             return Ok(response);
         }
         let body = String::from_utf8_lossy(response.body()).into_owned();
-        if status == 409 || body.contains("etag mismatch") || body.contains("possible etag mismatch") {
+        // ETag mismatches say so; PostgreSQL v2 reports a lost insert-if-absent
+        // (first-write without ETag) as "no item was updated".
+        if status == 409 || body.contains("etag mismatch") || body.contains("no item was updated") {
             return Err(DaprError::Conflict);
         }
         Err(DaprError::Status { status, body })

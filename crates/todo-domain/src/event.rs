@@ -56,4 +56,7 @@ pub struct TaskEvent {
     pub time: DateTime<Utc>,
     /// The task after the change (the last state, for a delete).
     pub task: Task,
+    /// For `updated` and `completed` events: the fields that changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, EventType, NewTask, Task, TaskEvent, TaskId, UserId};
+use crate::{DomainError, EventId, EventType, NewTask, Task, TaskEvent, TaskId, TaskPatch, UserId};
 
 /// A user's task index and event sequence.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,36 @@ impl UserLedger {
         (task, event)
     }
 
+    /// Applies `patch` to `task` (a PATCH, a PUT or a completion toggle).
+    ///
+    /// Returns the event announcing the change: `completed` when the change
+    /// completed the task, else `updated` (reopening included); `None` when
+    /// nothing changed, so that no event is published for a no-op.
+    pub fn change_task(&mut self, task: &mut Task, patch: TaskPatch, now: DateTime<Utc>) -> Result<Option<TaskEvent>, DomainError> {
+        let changed = task.apply(patch, now)?;
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        let event_type = if task.completed && changed.contains(&"completed") { EventType::Completed } else { EventType::Updated };
+        let mut event = self.next_event(event_type, task.clone(), now);
+        event.changed = changed.into_iter().map(str::to_owned).collect();
+        Ok(Some(event))
+    }
+
+    /// Completes an open task or reopens a completed one.
+    pub fn toggle_completed(&mut self, task: &mut Task, now: DateTime<Utc>) -> TaskEvent {
+        let patch = TaskPatch { completed: Some(!task.completed), ..TaskPatch::default() };
+        self.change_task(task, patch, now)
+            .expect("toggling completion breaks no rule")
+            .expect("toggling completion always changes the task")
+    }
+
+    /// Removes `task` from the index; the event carries its last state.
+    pub fn delete_task(&mut self, task: Task, now: DateTime<Utc>) -> TaskEvent {
+        self.tasks.retain(|id| *id != task.id);
+        self.next_event(EventType::Deleted, task, now)
+    }
+
     /// Sequence numbers committed to the outbox but not yet known to be published.
     pub fn unpublished(&self) -> std::ops::RangeInclusive<u64> {
         self.published + 1..=self.seq
@@ -41,7 +71,15 @@ impl UserLedger {
 
     fn next_event(&mut self, event_type: EventType, task: Task, now: DateTime<Utc>) -> TaskEvent {
         self.seq += 1;
-        TaskEvent { event_id: EventId::new_v7(), event_type, user_id: task.user_id.clone(), seq: self.seq, time: now, task }
+        TaskEvent {
+            event_id: EventId::new_v7(),
+            event_type,
+            user_id: task.user_id.clone(),
+            seq: self.seq,
+            time: now,
+            task,
+            changed: Vec::new(),
+        }
     }
 }
 
@@ -66,6 +104,32 @@ mod tests {
         assert_eq!(e2.task, t2);
         assert_ne!(e1.event_id, e2.event_id);
         assert_eq!(ledger.unpublished(), 1..=2);
+    }
+
+    #[test]
+    fn changes_completions_and_deletes_are_numbered_events() {
+        let user = UserId::parse("carol").unwrap();
+        let mut ledger = UserLedger::default();
+        let now = Utc::now();
+        let (mut task, _) = ledger.create_task(&user, new("a"), now);
+
+        let noop = TaskPatch { title: Some(crate::Title::parse("a").unwrap()), ..TaskPatch::default() };
+        assert_eq!(ledger.change_task(&mut task, noop, now).unwrap(), None, "a no-op publishes nothing");
+        assert_eq!(ledger.seq, 1);
+
+        let rename = TaskPatch { title: Some(crate::Title::parse("b").unwrap()), ..TaskPatch::default() };
+        let updated = ledger.change_task(&mut task, rename, now).unwrap().unwrap();
+        assert_eq!((updated.event_type, updated.seq, updated.changed.clone()), (EventType::Updated, 2, vec!["title".to_owned()]));
+
+        let done = ledger.toggle_completed(&mut task, now);
+        assert_eq!((done.event_type, task.completed, task.completed_at), (EventType::Completed, true, Some(now)));
+        let reopened = ledger.toggle_completed(&mut task, now);
+        assert_eq!((reopened.event_type, task.completed, task.completed_at), (EventType::Updated, false, None));
+        assert_eq!(reopened.changed, vec!["completed".to_owned()]);
+
+        let deleted = ledger.delete_task(task.clone(), now);
+        assert_eq!((deleted.event_type, deleted.seq, deleted.task.id), (EventType::Deleted, 5, task.id));
+        assert!(ledger.tasks.is_empty());
     }
 
     #[test]

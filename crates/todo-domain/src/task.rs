@@ -55,8 +55,14 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
 }
 
 impl Body {
+    /// Parses a JSON object; serde would also fill the struct from an array by
+    /// position, which a client never means.
     fn parse(body: &[u8]) -> Result<Self, DomainError> {
-        serde_json::from_slice(body).map_err(body_error)
+        let value: Value = serde_json::from_slice(body).map_err(body_error)?;
+        if !value.is_object() {
+            return Err(DomainError::new("body", Rule::Format, "must be a JSON object"));
+        }
+        serde_json::from_value(value).map_err(body_error)
     }
 }
 
@@ -416,6 +422,15 @@ mod tests {
 
     fn task(body: Value) -> Task {
         Task::create(TaskId::new_v7(), UserId::parse("alice").unwrap(), new(body).unwrap(), at("2026-01-01T00:00:00Z"))
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        for body in [&br#"["Buy milk"]"#[..], b"[]", b"\"x\"", b"3", b"null"] {
+            let e = NewTask::from_json(body).unwrap_err();
+            assert_eq!((e.field.as_str(), e.rule), ("body", Rule::Format), "{}", String::from_utf8_lossy(body));
+            assert_eq!(TaskPatch::from_json(body).unwrap_err().field, "body");
+        }
     }
 
     #[test]

@@ -51,9 +51,37 @@ impl Stack {
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
     }
 
+    /// An EdDSA token for `user`, signed with the test-only key whose public
+    /// half is the stack's `jwt-public-key`.
+    pub fn eddsa_token(&self, user: &str) -> String {
+        let key = include_bytes!("../../../crates/component-kit/testdata/ed25519-test-only.pem");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let claims = serde_json::json!({ "sub": user, "exp": now + 600 });
+        encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_pem(key).unwrap()).unwrap()
+    }
+
     /// The token the sidecar presents on Dapr-only routes.
     pub fn app_token(&self) -> &str {
         &self.app_token
+    }
+
+    /// The user's audit entries (first page of `GET /audit/{user}`).
+    pub fn audit_entries(&self, user: &str, token: &str) -> Vec<Value> {
+        let reply = get(&format!("{}/audit/{user}", self.audit), token);
+        assert_eq!(reply.status, 200, "{:?}", reply.json);
+        reply.json["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Publishes `cloudevent` as-is on `topic` through todo-api's sidecar, keyed
+    /// by `user`: what a redelivery, or another service's event, looks like.
+    pub fn publish_cloudevent(&self, topic: &str, user: &str, cloudevent: &Value) {
+        let reply = send(
+            "POST",
+            &format!("{}/v1.0/publish/pubsub/{topic}?metadata.partitionKey={user}", self.api_dapr),
+            &[],
+            Some(("application/cloudevents+json", cloudevent.to_string().as_bytes())),
+        );
+        assert_eq!(reply.status, 204, "publish on {topic}: {:?}", reply.json);
     }
 
     /// Validates `instance` against the JSON Schema at `specs/contracts/<path>`.
@@ -63,6 +91,20 @@ impl Stack {
         let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{instance} breaks {path}: {errors:?}");
     }
+}
+
+/// Where `instance` breaks `#/components/schemas/{name}` of the OpenAPI document.
+pub fn openapi_errors(name: &str, instance: &Value) -> Vec<String> {
+    let mut schema: Value = serde_json::from_str(include_str!("../../../specs/contracts/openapi.json")).unwrap();
+    schema["$ref"] = serde_json::json!(format!("#/components/schemas/{name}"));
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+/// Asserts that `instance` matches `#/components/schemas/{name}` of the OpenAPI document.
+pub fn assert_matches_openapi(name: &str, instance: &Value) {
+    let errors = openapi_errors(name, instance);
+    assert!(errors.is_empty(), "{instance} breaks the OpenAPI schema {name}: {errors:?}");
 }
 
 /// A fresh user id, so that tests never see each other's data.

@@ -1,0 +1,242 @@
+//! The task routes: parse the request, let the domain decide, commit, respond.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use component_kit::{json, Problem};
+use dapr_http::{DaprError, StateOp, Versioned};
+use spin_sdk::http::{Params, Request, Response};
+use todo_domain::{ListQuery, NewTask, Task, TaskId, TaskPatch, UserId, UserLedger};
+
+use crate::store::{self, IdempotencyRecord};
+use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
+
+/// Largest accepted `Idempotency-Key`.
+const IDEMPOTENCY_KEY_MAX: usize = 128;
+
+fn task_response(status: u16, task: &Task) -> Response {
+    let mut response = json(status, task);
+    response.set_header("etag", format!("\"{}\"", task.version));
+    response
+}
+
+fn task_id(params: &Params) -> Result<TaskId, Problem> {
+    // An id that is not a UUID names no task: 404, like another user's task.
+    params.get("id").unwrap_or_default().parse().map_err(|_| Problem::not_found("no such task"))
+}
+
+fn too_contended() -> Problem {
+    Problem::new(409, "Conflict", "too many concurrent writes for this user; retry")
+}
+
+/// The `Idempotency-Key` header: 1–128 visible ASCII characters.
+fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
+    let Some(value) = req.header("idempotency-key") else { return Ok(None) };
+    match value.as_str() {
+        Some(key) if !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_MAX && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(Problem {
+            field: Some("Idempotency-Key".into()),
+            rule: Some("format"),
+            ..Problem::new(400, "Bad Request", "Idempotency-Key must be 1-128 visible ASCII characters")
+        }),
+    }
+}
+
+/// `If-Match`: `None` when absent; `*` matches any version.
+fn if_match(req: &Request) -> Result<Option<Option<u64>>, Problem> {
+    let Some(value) = req.header("if-match") else { return Ok(None) };
+    let raw = value.as_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(Some(None));
+    }
+    raw.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .and_then(|v| v.parse().ok())
+        .map(|v| Some(Some(v)))
+        .ok_or_else(|| Problem {
+            field: Some("If-Match".into()),
+            rule: Some("format"),
+            ..Problem::new(400, "Bad Request", "If-Match must be an ETag such as \"3\" or *")
+        })
+}
+
+/// `POST /api/{user_id}/tasks`
+pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let idempotency = idempotency_key(&req)?;
+    let body = json_body(&req)?;
+    let new = NewTask::from_json(body)?;
+    let fingerprint = store::fingerprint(body);
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(key) = &idempotency {
+            if let Some(response) = replay(&ctx, &user, key, &fingerprint).await? {
+                return Ok(response);
+            }
+        }
+        let mut ledger = store::load_ledger(&ctx, &user).await?;
+        let (task, event) = ledger.value.create_task(&user, new.clone(), Utc::now());
+        let mut ops = vec![store::put_task(&task)];
+        if let Some(key) = &idempotency {
+            let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
+            ops.push(StateOp::insert(store::idempotency_key(&user, key), &record));
+        }
+        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
+            Ok(()) => {
+                outbox::flush(&ctx, &user, &ledger.value).await;
+                let mut response = task_response(201, &task);
+                response.set_header("location", format!("/api/{}/tasks/{}", user, task.id));
+                return Ok(response);
+            }
+            Err(DaprError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_contended())
+}
+
+/// The answer to a retried create: the task the key created, unchanged body required.
+async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: &str) -> Result<Option<Response>, Problem> {
+    let Some(record) = ctx
+        .dapr
+        .get_state::<IdempotencyRecord>(&ctx.settings.state_store, &store::idempotency_key(user, key))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if record.value.fingerprint != fingerprint {
+        return Err(Problem::new(422, "Unprocessable Content", "this Idempotency-Key was used with a different body"));
+    }
+    let task = store::load_task(ctx, user, record.value.task_id).await?.ok_or_else(|| Problem::not_found("the task created with this Idempotency-Key was deleted"))?;
+    let mut response = task_response(201, &task.value);
+    response.set_header("location", format!("/api/{}/tasks/{}", user, task.value.id));
+    response.set_header("idempotent-replayed", "true");
+    Ok(Some(response))
+}
+
+/// `GET /api/{user_id}/tasks`: filters, sort and cursor pagination.
+pub(crate) async fn list(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let query = ListQuery::parse(req.query())?;
+    let ledger = store::load_ledger(&ctx, &user).await?;
+    let tasks = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
+    outbox::flush(&ctx, &user, &ledger.value).await;
+    let (items, next_cursor) = todo_domain::page(tasks, &query, Utc::now());
+    Ok(json(200, &serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// `GET /api/{user_id}/tags`: every tag of the user's tasks with its count.
+pub(crate) async fn tags(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let ledger = store::load_ledger(&ctx, &user).await?;
+    let tasks = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for tag in tasks.iter().flat_map(|t| t.tags.as_slice()) {
+        *counts.entry(tag.as_str().to_owned()).or_default() += 1;
+    }
+    let items: Vec<_> = counts.into_iter().map(|(tag, count)| serde_json::json!({ "tag": tag, "count": count })).collect();
+    Ok(json(200, &serde_json::json!({ "items": items })))
+}
+
+/// `GET /api/{user_id}/tasks/{id}`
+pub(crate) async fn get(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let id = task_id(&params)?;
+    let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
+    Ok(task_response(200, &task.value))
+}
+
+/// What a write to one task does.
+enum Change {
+    /// A PUT or PATCH.
+    Patch(TaskPatch),
+    /// Complete an open task, reopen a completed one.
+    ToggleCompleted,
+}
+
+/// `PUT /api/{user_id}/tasks/{id}`: replaces every client-set field.
+pub(crate) async fn replace(req: Request, params: Params) -> Result<Response, Problem> {
+    change(req, params, |req| Ok(Change::Patch(TaskPatch::from(NewTask::from_json(json_body(req)?)?)))).await
+}
+
+/// `PATCH /api/{user_id}/tasks/{id}`: changes the fields given.
+pub(crate) async fn patch(req: Request, params: Params) -> Result<Response, Problem> {
+    change(req, params, |req| Ok(Change::Patch(TaskPatch::from_json(json_body(req)?)?))).await
+}
+
+/// `PATCH /api/{user_id}/tasks/{id}/complete`: completes or reopens.
+pub(crate) async fn toggle_complete(req: Request, params: Params) -> Result<Response, Problem> {
+    change(req, params, |_| Ok(Change::ToggleCompleted)).await
+}
+
+/// `DELETE /api/{user_id}/tasks/{id}`
+pub(crate) async fn delete(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let id = task_id(&params)?;
+    let expected = if_match(&req)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let mut ledger = store::load_ledger(&ctx, &user).await?;
+        let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
+        check_version(expected, &task.value)?;
+        let event = ledger.value.delete_task(task.value, Utc::now());
+        let ops = [StateOp::Delete { key: store::task_key(&user, id) }];
+        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
+            Ok(()) => {
+                outbox::flush(&ctx, &user, &ledger.value).await;
+                return Ok(Response::builder().status(204).build());
+            }
+            Err(DaprError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_contended())
+}
+
+fn check_version(expected: Option<Option<u64>>, task: &Task) -> Result<(), Problem> {
+    match expected {
+        Some(Some(version)) if version != task.version => Err(Problem::new(
+            412,
+            "Precondition Failed",
+            format!("the task is at version {}, not {version}", task.version),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A write to one task. The caller is authenticated before the body is read,
+/// so a stranger learns nothing about the body's rules.
+async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Result<Change, Problem>) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    let user = ctx.authenticate(&req, &params).await?;
+    let change = parse(&req)?;
+    let id = task_id(&params)?;
+    let expected = if_match(&req)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let mut ledger: Versioned<UserLedger> = store::load_ledger(&ctx, &user).await?;
+        let mut task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?.value;
+        check_version(expected, &task)?;
+        let now = Utc::now();
+        let event = match &change {
+            Change::Patch(patch) => ledger.value.change_task(&mut task, patch.clone(), now)?,
+            Change::ToggleCompleted => Some(ledger.value.toggle_completed(&mut task, now)),
+        };
+        let Some(event) = event else {
+            return Ok(task_response(200, &task));
+        };
+        match store::commit(&ctx, &user, &ledger, &[store::put_task(&task)], &event).await {
+            Ok(()) => {
+                outbox::flush(&ctx, &user, &ledger.value).await;
+                return Ok(task_response(200, &task));
+            }
+            Err(DaprError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_contended())
+}

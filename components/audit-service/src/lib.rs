@@ -6,20 +6,28 @@
 //! the head's ETag, so concurrent appends serialize and a redelivered event
 //! adds nothing.
 
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
 use chrono::Utc;
 use component_kit::{auth, health, json, Problem, Settings};
 use dapr_http::{Dapr, DaprError, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
-use todo_domain::audit::{self, AuditEntry, AuditedEvent, ChainHead};
+use todo_domain::audit::{self, AuditEntry, AuditQuery, AuditedEvent, ChainHead, PAGE_MAX};
 use todo_domain::UserId;
 
 const APP_ID: &str = "audit-service";
-/// Attempts at an append that loses a race for the chain head.
-const MAX_ATTEMPTS: usize = 32;
-/// Default and largest page of entries.
-const PAGE: u64 = 100;
-const MAX_PAGE: u64 = 500;
+/// Attempts at an append that loses a race for the chain head. With the
+/// jittered backoff below, 64 attempts span several seconds of contention:
+/// far more than 50 concurrent deliveries for one user need, so a delivery
+/// does not fall back on Dapr's few redeliveries.
+const MAX_ATTEMPTS: u32 = 64;
+/// Backoff after a lost race: a random delay up to `BACKOFF_BASE * 2^attempt`,
+/// capped at `BACKOFF_CAP` ("full jitter"), so that losers spread out instead
+/// of colliding again.
+const BACKOFF_BASE_MS: u64 = 2;
+const BACKOFF_CAP_MS: u64 = 200;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
@@ -74,7 +82,10 @@ async fn record(dapr: &Dapr, settings: &Settings, event: AuditedEvent) -> Result
     let store = &settings.state_store;
     let user = event.user_id.clone();
     let seen = seen_key(&user, &event.event_id);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt);
+        }
         let head: Option<Versioned<ChainHead>> = dapr.get_state(store, &head_key(&user)).await?;
         if dapr.get_state::<u64>(store, &seen).await?.is_some() {
             return Ok(());
@@ -94,7 +105,18 @@ async fn record(dapr: &Dapr, settings: &Settings, event: AuditedEvent) -> Result
             done => return done,
         }
     }
+    eprintln!("append for {user} lost {MAX_ATTEMPTS} races; Dapr will redeliver");
     Err(DaprError::Conflict)
+}
+
+/// Sleeps a random time up to `min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)`
+/// milliseconds. A Spin instance serves one request, so blocking is harmless;
+/// std's sleep and `RandomState` use the `wasi:clocks` and `wasi:random`
+/// imports that the host contract allows.
+fn backoff(attempt: u32) {
+    let ceiling = BACKOFF_CAP_MS.min(BACKOFF_BASE_MS << attempt.min(16)).max(1);
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    std::thread::sleep(Duration::from_millis(random % (ceiling + 1)));
 }
 
 async fn load_entries(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u64) -> Result<Vec<AuditEntry>, DaprError> {
@@ -102,30 +124,20 @@ async fn load_entries(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u6
     Ok(dapr.get_bulk::<AuditEntry>(store, &keys).await?.into_iter().flatten().map(|v| v.value).collect())
 }
 
-fn query_u64(req: &Request, name: &str) -> Result<Option<u64>, Problem> {
-    for pair in req.query().split('&') {
-        if let Some((k, v)) = pair.split_once('=') {
-            if k == name {
-                return v.parse().map(Some).map_err(|_| {
-                    Problem { field: Some(name.to_owned()), ..Problem::new(400, "Bad Request", format!("`{name}` must be a non-negative integer")) }
-                });
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// `GET /audit/{user_id}?after=<position>&limit=<n>`: entries in chain order.
+/// `GET /audit/{user_id}?after&limit&task_id&type&from&to`: entries in chain
+/// order. The query is parsed and the scan planned by the domain; this only
+/// reads the batches it asks for.
 async fn list(req: Request, params: Params) -> Result<Response, Problem> {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
     let user = auth::user(&req, params.get("user_id").unwrap_or_default(), &dapr, &settings).await?;
-    let limit = query_u64(&req, "limit")?.unwrap_or(PAGE).clamp(1, MAX_PAGE);
-    let from = query_u64(&req, "after")?.map_or(0, |after| after + 1);
+    let query = AuditQuery::parse(req.query())?;
     let head: ChainHead = dapr.get_state(&settings.state_store, &head_key(&user)).await?.map(|v| v.value).unwrap_or_default();
-    let to = head.count.min(from.saturating_add(limit));
-    let entries = load_entries(&dapr, &settings.state_store, &user, from, to).await?;
-    let next = (to < head.count).then(|| (to - 1).to_string());
-    Ok(json(200, &serde_json::json!({ "items": entries, "next_cursor": next })))
+    let mut scan = query.scan(head.count);
+    while let Some(batch) = scan.next_batch() {
+        let entries = load_entries(&dapr, &settings.state_store, &user, batch.start, batch.end).await?;
+        scan.feed(batch, entries);
+    }
+    Ok(json(200, &scan.finish()))
 }
 
 /// `GET /audit/{user_id}/verify`: whether the whole chain is intact.
@@ -136,7 +148,7 @@ async fn verify(req: Request, params: Params) -> Result<Response, Problem> {
     let mut entries = Vec::with_capacity(head.count as usize);
     let mut from = 0;
     while from < head.count {
-        let to = head.count.min(from + MAX_PAGE);
+        let to = head.count.min(from + PAGE_MAX);
         entries.extend(load_entries(&dapr, &settings.state_store, &user, from, to).await?);
         from = to;
     }

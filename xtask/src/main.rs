@@ -5,9 +5,11 @@
 //! cargo xtask build                     build every component for wasm32-wasip2
 //! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
 //! cargo xtask test                      unit tests + end-to-end on both stores
+//! cargo xtask bench [--store ...]       latency and throughput of the real stack
 //! cargo xtask token <user> [--ttl SECS] print a development JWT
 //! ```
 
+mod bench;
 mod bootstrap;
 mod build;
 mod manifests;
@@ -30,6 +32,7 @@ fn run(args: Vec<String>) -> Result<()> {
     let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
     match cmd {
         "bootstrap" => bootstrap::Tools::install().map(drop),
+        "bench" => bench::run(&bootstrap::Tools::install()?, parse_store(rest)?),
         "build" => build::components(),
         "dev" => dev(rest),
         "test" => test(rest),

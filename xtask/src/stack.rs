@@ -17,15 +17,59 @@ use crate::bootstrap::{self, Host, Tools};
 use crate::paths;
 
 /// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
-/// (gRPC 3520+i, internal gRPC 3530+i, public 3510+i). Every port of the stack
+/// (gRPC 3520+i, internal gRPC 3530+i, public 3510+i, metrics 3540+i, profile
+/// 3550+i), all
+/// shifted by [`Ports`]' offset. Every port of the stack
 /// lies below the kernel's ephemeral range (32768+), where an outgoing
 /// connection could take it first; the scheduler's 50006 is the architecture's
 /// default and starts before the rest.
 pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
-const KAFKA_PORT: u16 = 9092;
-const KAFKA_CONTROLLER_PORT: u16 = 9093;
-const SCHEDULER_PORT: u16 = 50006;
-const POSTGRES_PORT: u16 = 25432;
+
+/// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
+/// two stacks can run side by side.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    offset: u16,
+}
+
+impl Ports {
+    /// Ports shifted by `TODO_PORT_OFFSET` (default 0).
+    pub fn from_env() -> Result<Ports> {
+        let offset = match std::env::var("TODO_PORT_OFFSET") {
+            Ok(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
+            _ => 0,
+        };
+        // Each stack's ports lie in 3000+o..3004+o, 3500+o..3554+o, 9092+o..9093+o
+        // and 2xxxx+o: offsets of whole hundreds up to 400 never overlap.
+        if offset % 100 != 0 || offset > 400 {
+            bail!("TODO_PORT_OFFSET must be 0, 100, 200, 300 or 400");
+        }
+        Ok(Ports { offset })
+    }
+    fn at(self, base: u16, index: usize) -> u16 {
+        base + index as u16 + self.offset
+    }
+    /// Component HTTP port of app `i`.
+    pub fn app(self, i: usize) -> u16 {
+        self.at(3000, i)
+    }
+    /// daprd HTTP port of app `i`.
+    pub fn dapr(self, i: usize) -> u16 {
+        self.at(3500, i)
+    }
+    fn kafka(self) -> u16 {
+        self.at(9092, 0)
+    }
+    fn kafka_controller(self) -> u16 {
+        self.at(9093, 0)
+    }
+    fn scheduler(self) -> u16 {
+        self.at(50006, 0)
+    }
+    fn postgres(self) -> u16 {
+        self.at(25432, 0)
+    }
+}
 const TOPICS: [&str; 4] = ["task-events", "reminders", "task-events-dlq", "reminders-dlq"];
 
 /// The state store profile.
@@ -64,6 +108,8 @@ pub enum Mode {
     Dev,
     /// `cargo xtask test`: a fresh, empty stack under `target/stack/test-<store>`.
     Test,
+    /// `cargo xtask bench`: a fresh, empty stack under `target/stack/bench-<store>`.
+    Bench,
 }
 
 struct Proc {
@@ -78,6 +124,7 @@ pub struct Stack {
     run_dir: PathBuf,
     postgres: Option<PathBuf>,
     summary: Vec<(String, String, PathBuf)>,
+    ports: Ports,
 }
 
 fn ensure_free(port: u16, what: &str) -> Result<()> {
@@ -110,22 +157,25 @@ impl Stack {
     /// Starts every piece and waits until each is healthy.
     pub fn start(tools: &Tools, store: Store, mode: Mode) -> Result<Stack> {
         let root = paths::root();
+        let ports = Ports::from_env()?;
+        let suffix = if ports.offset == 0 { String::new() } else { format!("-p{}", ports.offset) };
         let run_dir = root.join("target/stack").join(match mode {
-            Mode::Dev => format!("dev-{store}"),
-            Mode::Test => format!("test-{store}"),
+            Mode::Dev => format!("dev-{store}{suffix}"),
+            Mode::Test => format!("test-{store}{suffix}"),
+            Mode::Bench => format!("bench-{store}{suffix}"),
         });
-        if mode == Mode::Test && run_dir.exists() {
+        if mode != Mode::Dev && run_dir.exists() {
             fs::remove_dir_all(&run_dir).with_context(|| format!("cleaning {}", run_dir.display()))?;
         }
         fs::create_dir_all(run_dir.join("logs"))?;
         for (i, app) in APPS.iter().enumerate() {
-            ensure_free(3000 + i as u16, app)?;
-            ensure_free(3500 + i as u16, &format!("{app}'s daprd"))?;
+            ensure_free(ports.app(i), app)?;
+            ensure_free(ports.dapr(i), &format!("{app}'s daprd"))?;
         }
-        ensure_free(KAFKA_PORT, "Kafka")?;
-        ensure_free(SCHEDULER_PORT, "the Dapr scheduler")?;
+        ensure_free(ports.kafka(), "Kafka")?;
+        ensure_free(ports.scheduler(), "the Dapr scheduler")?;
 
-        let mut stack = Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new() };
+        let mut stack = Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new(), ports };
         if store == Store::Postgres {
             stack.start_postgres()?;
         }
@@ -138,7 +188,7 @@ impl Stack {
             stack.start_daprd(tools, store, i, app)?;
         }
         for (i, app) in APPS.iter().enumerate() {
-            let port = 3500 + i as u16;
+            let port = ports.dapr(i);
             stack.wait(&format!("daprd {app}"), || http_ok(&format!("http://127.0.0.1:{port}/v1.0/healthz")))?;
         }
         Ok(stack)
@@ -179,7 +229,8 @@ impl Stack {
     }
 
     fn start_postgres(&mut self) -> Result<()> {
-        ensure_free(POSTGRES_PORT, "PostgreSQL")?;
+        let port = self.ports.postgres();
+        ensure_free(port, "PostgreSQL")?;
         let bin = bootstrap::postgres_bin()?;
         let data = self.run_dir.join("postgres");
         let log = self.run_dir.join("logs/postgres.log");
@@ -221,7 +272,7 @@ impl Stack {
             .arg("-l")
             .arg(&log)
             .args(["-w", "-o"])
-            .arg(format!("-p {POSTGRES_PORT} -c listen_addresses=127.0.0.1 -k /tmp"))
+            .arg(format!("-p {port} -c listen_addresses=127.0.0.1 -k /tmp"))
             .arg("start")
             .stdout(Stdio::null())
             .status()?;
@@ -229,8 +280,8 @@ impl Stack {
             bail!("PostgreSQL did not start; log {}:\n{}", log.display(), tail(&log));
         }
         self.postgres = Some(data);
-        let _ = as_pg("createdb").args(["-h", "127.0.0.1", "-p", &POSTGRES_PORT.to_string(), "-U", "postgres", "todo"]).stderr(Stdio::null()).status();
-        self.summary.push(("postgresql".into(), format!("127.0.0.1:{POSTGRES_PORT} db todo"), log));
+        let _ = as_pg("createdb").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "todo"]).stderr(Stdio::null()).status();
+        self.summary.push(("postgresql".into(), format!("127.0.0.1:{port} db todo"), log));
         Ok(())
     }
 
@@ -241,8 +292,8 @@ impl Stack {
         fs::write(
             &props,
             include_str!("kafka.properties")
-                .replace("KAFKA_PORT", &KAFKA_PORT.to_string())
-                .replace("CONTROLLER_PORT", &KAFKA_CONTROLLER_PORT.to_string())
+                .replace("KAFKA_PORT", &self.ports.kafka().to_string())
+                .replace("CONTROLLER_PORT", &self.ports.kafka_controller().to_string())
                 .replace("LOG_DIR", &dir.join("data").display().to_string()),
         )?;
         fs::write(dir.join("log4j2.yaml"), include_str!("kafka-log4j2.yaml"))?;
@@ -264,46 +315,49 @@ impl Stack {
             }
         }
         self.spawn("kafka", java("kafka.Kafka").arg(&props))?;
-        self.wait("kafka", || port_open(KAFKA_PORT))?;
+        let kafka = self.ports.kafka();
+        self.wait("kafka", || port_open(kafka))?;
         for topic in TOPICS {
             let out = java("org.apache.kafka.tools.TopicCommand")
-                .args(["--bootstrap-server", &format!("127.0.0.1:{KAFKA_PORT}"), "--create", "--if-not-exists"])
+                .args(["--bootstrap-server", &format!("127.0.0.1:{kafka}"), "--create", "--if-not-exists"])
                 .args(["--topic", topic, "--partitions", "3", "--replication-factor", "1"])
                 .output()?;
             if !out.status.success() {
                 bail!("creating Kafka topic {topic} failed:\n{}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        self.summary.push(("kafka".into(), format!("127.0.0.1:{KAFKA_PORT}"), self.run_dir.join("logs/kafka.log")));
+        self.summary.push(("kafka".into(), format!("127.0.0.1:{kafka}"), self.run_dir.join("logs/kafka.log")));
         Ok(())
     }
 
     fn start_scheduler(&mut self, tools: &Tools) -> Result<()> {
         let data = self.run_dir.join("scheduler");
         fs::create_dir_all(&data)?;
+        let p = |base: u16| self.ports.at(base, 0).to_string();
+        let (healthz, scheduler) = (p(28080), self.ports.scheduler());
         self.spawn(
             "scheduler",
             Command::new(&tools.scheduler)
-                .args(["--port", &SCHEDULER_PORT.to_string(), "--listen-address", "127.0.0.1"])
-                .args(["--healthz-port", "28080", "--healthz-listen-address", "127.0.0.1"])
-                .args(["--metrics-port", "29090", "--metrics-listen-address", "127.0.0.1"])
-                .args(["--etcd-client-port", "23790", "--id", "scheduler-0"])
-                .args(["--etcd-initial-cluster", "scheduler-0=http://127.0.0.1:23800"])
+                .args(["--port", &scheduler.to_string(), "--listen-address", "127.0.0.1"])
+                .args(["--healthz-port", &healthz, "--healthz-listen-address", "127.0.0.1"])
+                .args(["--metrics-port", &p(29090), "--metrics-listen-address", "127.0.0.1"])
+                .args(["--etcd-client-port", &p(23790), "--id", "scheduler-0"])
+                .args(["--etcd-initial-cluster", &format!("scheduler-0=http://127.0.0.1:{}", p(23800))])
                 .args(["--etcd-client-listen-address", "127.0.0.1", "--etcd-data-dir"])
                 .arg(&data)
                 .args(["--identity-directory-write"])
                 .arg(data.join("identity"))
                 .current_dir(&self.run_dir),
         )?;
-        self.wait("scheduler", || http_ok("http://127.0.0.1:28080/healthz"))?;
-        self.summary.push(("scheduler".into(), format!("127.0.0.1:{SCHEDULER_PORT}"), self.run_dir.join("logs/scheduler.log")));
+        self.wait("scheduler", || http_ok(&format!("http://127.0.0.1:{healthz}/healthz")))?;
+        self.summary.push(("scheduler".into(), format!("127.0.0.1:{scheduler}"), self.run_dir.join("logs/scheduler.log")));
         Ok(())
     }
 
     fn start_host(&mut self, tools: &Tools, index: usize, app: &str) -> Result<()> {
         let root = paths::root();
-        let port = 3000 + index;
-        let env = [("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", 3500 + index))];
+        let port = self.ports.app(index);
+        let env = [("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", self.ports.dapr(index)))];
         let mut cmd = match &tools.host {
             Host::Wasmtime(wasmtime) => {
                 let wasm = root.join(format!("target/wasm32-wasip2/release/{}.wasm", app.replace('-', "_")));
@@ -334,20 +388,22 @@ impl Stack {
 
     fn start_daprd(&mut self, tools: &Tools, store: Store, index: usize, app: &str) -> Result<()> {
         let root = paths::root();
-        let i = index as u16;
+        let ports = self.ports;
+        let port = |base: u16| ports.at(base, index).to_string();
         let secrets = root.join("dapr/secrets.dev.json");
         let app_token = dev_secret(&secrets, "app-api-token")?;
         let name = format!("daprd-{app}");
+        let mut cmd = Command::new(&tools.daprd);
         self.spawn(
             &name,
-            Command::new(&tools.daprd)
-                .args(["--app-id", app, "--app-port", &(3000 + i).to_string(), "--app-protocol", "http"])
+            cmd
+                .args(["--app-id", app, "--app-port", &port(3000), "--app-protocol", "http"])
                 .args(["--app-channel-address", "127.0.0.1"])
-                .args(["--dapr-http-port", &(3500 + i).to_string(), "--dapr-grpc-port", &(3520 + i).to_string()])
-                .args(["--dapr-internal-grpc-port", &(3530 + i).to_string(), "--dapr-public-port", &(3510 + i).to_string()])
-                .args(["--metrics-port", &(9190 + i).to_string(), "--profile-port", &(7780 + i).to_string()])
+                .args(["--dapr-http-port", &port(3500), "--dapr-grpc-port", &port(3520)])
+                .args(["--dapr-internal-grpc-port", &port(3530), "--dapr-public-port", &port(3510)])
+                .args(["--metrics-port", &port(3540), "--profile-port", &port(3550)])
                 .args(["--dapr-listen-addresses", "127.0.0.1"])
-                .args(["--scheduler-host-address", &format!("127.0.0.1:{SCHEDULER_PORT}")])
+                .args(["--scheduler-host-address", &format!("127.0.0.1:{}", ports.scheduler())])
                 .arg("--resources-path")
                 .arg(root.join("dapr/resources"))
                 .arg("--resources-path")
@@ -357,16 +413,47 @@ impl Stack {
                 .args(["--log-level", "info"])
                 .env("APP_API_TOKEN", app_token)
                 .env("TODO_SECRETS_FILE", &secrets)
-                .env("TODO_KAFKA_BROKERS", format!("127.0.0.1:{KAFKA_PORT}"))
+                .env("TODO_KAFKA_BROKERS", format!("127.0.0.1:{}", ports.kafka()))
                 .env("TODO_SQLITE_FILE", self.run_dir.join("state.db"))
                 .env(
                     "TODO_PG_CONNECTION",
-                    format!("host=127.0.0.1 port={POSTGRES_PORT} user=postgres dbname=todo sslmode=disable"),
+                    format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()),
                 )
                 .current_dir(&self.run_dir),
         )?;
-        self.summary.push((name.clone(), format!("http://127.0.0.1:{}", 3500 + i), self.run_dir.join(format!("logs/{name}.log"))));
+        self.record_command(&name, &cmd)?;
+        self.summary.push((name.clone(), format!("http://127.0.0.1:{}", ports.dapr(index)), self.run_dir.join(format!("logs/{name}.log"))));
         Ok(())
+    }
+
+    /// Writes `<run_dir>/cmd/<name>.json`: the process's program, arguments,
+    /// explicit environment, working directory, log and PID, so that a test
+    /// can restart it (kill the PID, spawn the same command). A test that does
+    /// writes the new PID to `<run_dir>/cmd/<name>.pid`; the stack then stops
+    /// that process too, and does not treat the first one's exit as a failure.
+    fn record_command(&self, name: &str, cmd: &Command) -> Result<()> {
+        let proc = self.procs.iter().find(|p| p.name == name).context("recording an unknown process")?;
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        let env: serde_json::Map<String, serde_json::Value> =
+            cmd.get_envs().filter_map(|(k, v)| Some((text(k), serde_json::Value::String(text(v?))))).collect();
+        let record = serde_json::json!({
+            "program": text(cmd.get_program()),
+            "args": cmd.get_args().map(text).collect::<Vec<_>>(),
+            "env": env,
+            "cwd": cmd.get_current_dir().map(|d| d.display().to_string()),
+            "log": proc.log.display().to_string(),
+            "pid": proc.child.id(),
+        });
+        let dir = self.run_dir.join("cmd");
+        fs::create_dir_all(&dir)?;
+        let _ = fs::remove_file(dir.join(format!("{name}.pid")));
+        fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&record)?)?;
+        Ok(())
+    }
+
+    /// Whether a test restarted `name` (see [`Stack::record_command`]).
+    fn restarted(&self, name: &str) -> bool {
+        self.run_dir.join("cmd").join(format!("{name}.pid")).is_file()
     }
 
     /// Prints where every piece listens and logs.
@@ -383,11 +470,16 @@ impl Stack {
             ("TODO_E2E".to_string(), "1".to_string()),
             ("TODO_SECRETS_FILE".to_string(), paths::root().join("dapr/secrets.dev.json").display().to_string()),
             ("TODO_CONTRACTS_DIR".to_string(), paths::root().join("specs/contracts").display().to_string()),
+            ("TODO_STACK_DIR".to_string(), self.run_dir.display().to_string()),
         ];
+        // For fault tests that pause the broker (SIGSTOP/SIGCONT).
+        if let Some(kafka) = self.procs.iter().find(|p| p.name == "kafka") {
+            env.push(("TODO_KAFKA_PID".to_string(), kafka.child.id().to_string()));
+        }
         for (i, app) in APPS.iter().enumerate() {
             let var = app.to_uppercase().replace('-', "_");
-            env.push((format!("{var}_URL"), format!("http://127.0.0.1:{}", 3000 + i)));
-            env.push((format!("{var}_DAPR_URL"), format!("http://127.0.0.1:{}", 3500 + i)));
+            env.push((format!("{var}_URL"), format!("http://127.0.0.1:{}", self.ports.app(i))));
+            env.push((format!("{var}_DAPR_URL"), format!("http://127.0.0.1:{}", self.ports.dapr(i))));
         }
         env
     }
@@ -405,7 +497,11 @@ impl Stack {
                 println!("\nstopping the stack...");
                 return;
             }
+            let restarted: Vec<String> = stack.procs.iter().filter(|p| stack.restarted(&p.name)).map(|p| p.name.clone()).collect();
             for p in &mut stack.procs {
+                if restarted.contains(&p.name) {
+                    continue;
+                }
                 if let Ok(Some(status)) = p.child.try_wait() {
                     eprintln!("{} exited ({status}); log {}:\n{}", p.name, p.log.display(), tail(&p.log));
                     return;
@@ -424,6 +520,15 @@ pub fn dev_secret(file: &Path, key: &str) -> Result<String> {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        for entry in fs::read_dir(self.run_dir.join("cmd")).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pid") {
+                if let Some(pid) = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u32>().ok()) {
+                    stop_pid(pid);
+                }
+                let _ = fs::remove_file(&path);
+            }
+        }
         while let Some(mut p) = self.procs.pop() {
             let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).stderr(Stdio::null()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -447,4 +552,16 @@ impl Drop for Stack {
             let _ = cmd.arg("-D").arg(data).args(["-m", "fast", "stop"]).stdout(Stdio::null()).status();
         }
     }
+}
+
+/// Stops a process this stack did not spawn itself (one a test respawned):
+/// SIGTERM, then SIGKILL after 10 s.
+fn stop_pid(pid: u32) {
+    let alive = || Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
 }

@@ -4,13 +4,7 @@
 use std::time::Duration;
 
 use e2e::{eventually, fresh_user, get, send, send_json, Stack};
-use serde_json::{json, Value};
-
-fn audit_entries(stack: &Stack, user: &str, token: &str) -> Vec<Value> {
-    let reply = get(&format!("{}/audit/{user}", stack.audit), token);
-    assert_eq!(reply.status, 200, "{:?}", reply.json);
-    reply.json["items"].as_array().cloned().unwrap_or_default()
-}
+use serde_json::json;
 
 #[test]
 fn created_task_is_listed_published_and_audited_once() {
@@ -31,11 +25,11 @@ fn created_task_is_listed_published_and_audited_once() {
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json["items"], json!([task]));
 
-    eventually(Duration::from_secs(30), || (!audit_entries(&stack, &user, &token).is_empty()).then_some(()))
+    eventually(Duration::from_secs(30), || (!stack.audit_entries(&user, &token).is_empty()).then_some(()))
         .expect("the audit service recorded the created event within 30 s");
     // Give a duplicate delivery time to show up before counting.
     std::thread::sleep(Duration::from_secs(2));
-    let entries = audit_entries(&stack, &user, &token);
+    let entries = stack.audit_entries(&user, &token);
     assert_eq!(entries.len(), 1, "exactly one audit entry: {entries:?}");
     let entry = &entries[0];
     assert_eq!(entry["event_type"], "com.todo.task.created.v1");
@@ -71,18 +65,12 @@ fn redelivered_event_is_recorded_once() {
     });
     // The same CloudEvent published twice, as a redelivery would bring it.
     for _ in 0..2 {
-        let reply = send(
-            "POST",
-            &format!("{}/v1.0/publish/pubsub/task-events?metadata.partitionKey={user}", stack.api_dapr),
-            &[],
-            Some(("application/cloudevents+json", cloudevent.to_string().as_bytes())),
-        );
-        assert_eq!(reply.status, 204, "{:?}", reply.json);
+        stack.publish_cloudevent("task-events", &user, &cloudevent);
     }
-    eventually(Duration::from_secs(30), || (!audit_entries(&stack, &user, &token).is_empty()).then_some(()))
+    eventually(Duration::from_secs(30), || (!stack.audit_entries(&user, &token).is_empty()).then_some(()))
         .expect("the event was recorded");
     std::thread::sleep(Duration::from_secs(2));
-    let entries = audit_entries(&stack, &user, &token);
+    let entries = stack.audit_entries(&user, &token);
     assert_eq!(entries.len(), 1, "a redelivered event adds nothing: {entries:?}");
     assert_eq!(entries[0]["event_id"], event_id.as_str());
 }

@@ -1,12 +1,165 @@
-//! `reminder-service`: serves its health route; its event handling arrives with its issue.
+//! `reminder-service`: one Dapr job per task reminder, on its own sidecar.
+//!
+//! It consumes `task-events` (`/internal/reminder/task-events`) into a
+//! projection of each task (key `reminder:{user}:{task_id}`, see
+//! `todo_domain::reminder::Projection`), schedules and cancels the jobs the
+//! domain plans, and on `POST /job/{name}` re-checks the projection and
+//! publishes `com.todo.reminder.due.v1` on `reminders`. No polling.
+//!
+//! Order of writes, for crash consistency: jobs first, projection last. A
+//! crash in between leaves the projection at the old `seq`, so the
+//! redelivered event does the same again (scheduling overwrites, deleting a
+//! missing job succeeds). A job whose scheduling event is not in the
+//! projection yet fails its callback, and the scheduler retries it.
 
-use component_kit::health;
-use spin_sdk::http::{IntoResponse, Params, Request, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use component_kit::{auth, health, json, Problem, Settings};
+use dapr_http::{Dapr, DaprError, PublishMeta, StateOp, Versioned};
+use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
+use todo_domain::reminder::{self, Firing, JobData, Projection, REMINDERS_TOPIC, REMINDER_DUE_TYPE};
+use todo_domain::{TaskEvent, TaskId, UserId};
+
+const APP_ID: &str = "reminder-service";
+/// Attempts at a projection write that loses a race.
+const MAX_ATTEMPTS: usize = 16;
+/// Re-reads (25 ms apart) of a projection that lags the job's event.
+const PROJECTION_WAITS: usize = 20;
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
-    router.get("/healthz/reminder-service", |_: Request, _: Params| health("reminder-service"));
-    router.handle(req)
+    router.get("/healthz/reminder-service", |_: Request, _: Params| health(APP_ID));
+    router.post_async("/internal/reminder/task-events", |req, _| task_event(req));
+    router.post_async("/job/:name", job);
+    router.handle_async(req).await
+}
+
+fn projection_key(user: &UserId, task: TaskId) -> String {
+    format!("reminder:{user}:{task}")
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn status(s: &str) -> Response {
+    json(200, &serde_json::json!({ "status": s }))
+}
+
+/// Dapr pub/sub delivery of a task event: `SUCCESS` once the jobs and the
+/// projection match the event (or the event is stale), `DROP` for an event
+/// that can never be handled, 5xx for a transient failure (redelivered).
+async fn task_event(req: Request) -> Response {
+    let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
+    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
+        return problem.into_response();
+    }
+    let event = match serde_json::from_slice::<serde_json::Value>(req.body())
+        .map_err(|e| e.to_string())
+        .and_then(|ce| serde_json::from_value::<TaskEvent>(ce.get("data").cloned().unwrap_or_default()).map_err(|e| e.to_string()))
+    {
+        Ok(event) => event,
+        Err(e) => {
+            eprintln!("dropping a task event that cannot be read: {e}");
+            return status("DROP");
+        }
+    };
+    match project(&dapr, &settings, &event).await {
+        Ok(()) => status("SUCCESS"),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+async fn project(dapr: &Dapr, settings: &Settings, event: &TaskEvent) -> Result<(), DaprError> {
+    let store = &settings.state_store;
+    let key = projection_key(&event.user_id, event.task.id);
+    for _ in 0..MAX_ATTEMPTS {
+        let current: Option<Versioned<Projection>> = dapr.get_state(store, &key).await?;
+        let (etag, projection) = match current {
+            Some(v) => (v.etag, v.value),
+            None => (None, Projection::default()),
+        };
+        let Some(plan) = projection.apply(event, Utc::now()) else {
+            return Ok(());
+        };
+        for name in &plan.cancel {
+            dapr.delete_job(name).await?;
+        }
+        for job in &plan.schedule {
+            dapr.schedule_job(&job.name, &rfc3339(job.due_time), &job.data, true).await?;
+        }
+        let write = match etag {
+            Some(etag) => StateOp::upsert(&key, &plan.next, Some(etag)),
+            None => StateOp::insert(&key, &plan.next),
+        };
+        match dapr.transact(store, &[write]).await {
+            Err(DaprError::Conflict) => continue,
+            done => return done,
+        }
+    }
+    Err(DaprError::Conflict)
+}
+
+/// A job callback from the sidecar. 2xx finishes the job; anything else
+/// makes the scheduler retry it (its failure policy).
+async fn job(req: Request, params: Params) -> Response {
+    let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
+    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
+        return problem.into_response();
+    }
+    let name = params.get("name").unwrap_or_default().to_owned();
+    let data: JobData = match serde_json::from_slice(req.body()) {
+        Ok(data) => data,
+        Err(e) => {
+            eprintln!("job {name}: finishing a job whose data cannot be read: {e}");
+            return status("SKIPPED");
+        }
+    };
+    match fire(&dapr, &settings, &name, &data).await {
+        Ok(outcome) => status(outcome),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+async fn fire(dapr: &Dapr, settings: &Settings, name: &str, data: &JobData) -> Result<&'static str, DaprError> {
+    let store = &settings.state_store;
+    let key = projection_key(&data.user_id, data.task_id);
+    let mut waits = 0;
+    for _ in 0..MAX_ATTEMPTS + PROJECTION_WAITS {
+        let current: Option<Versioned<Projection>> = dapr.get_state(store, &key).await?;
+        match reminder::on_fire(current.as_ref().map(|v| &v.value), name, data, Utc::now()) {
+            // A job scheduled "at once" can run before its event handler has
+            // stored the projection (jobs are scheduled first): wait a little
+            // here rather than for the scheduler's 1 s retry.
+            Firing::NotYetProjected if waits < PROJECTION_WAITS => {
+                waits += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Firing::NotYetProjected => {
+                return Err(DaprError::Status { status: 503, body: format!("job {name}: the task event that scheduled it is not projected yet") })
+            }
+            Firing::Skip(why) => {
+                eprintln!("job {name}: skipped: {why}");
+                return Ok("SKIPPED");
+            }
+            Firing::Early(at) => {
+                dapr.schedule_job(name, &rfc3339(at), data, true).await?;
+                return Ok("RESCHEDULED");
+            }
+            Firing::Fire(due) => {
+                let (id, task, user) = (due.event_id.to_string(), due.task_id.to_string(), due.user_id.to_string());
+                let meta = PublishMeta { id: &id, event_type: REMINDER_DUE_TYPE, source: APP_ID, subject: &task, partition_key: &user };
+                dapr.publish(&settings.pubsub, REMINDERS_TOPIC, &due, &meta).await?;
+                let Some(Versioned { value: mut projection, etag }) = current else { unreachable!("on_fire fires only with a projection") };
+                projection.mark_fired(name);
+                match dapr.transact(store, &[StateOp::upsert(&key, &projection, etag)]).await {
+                    Err(DaprError::Conflict) => continue,
+                    Err(e) => return Err(e),
+                    Ok(()) => return Ok("FIRED"),
+                }
+            }
+        }
+    }
+    Err(DaprError::Conflict)
 }

@@ -1,12 +1,72 @@
-//! `recurring-service`: serves its health route; its event handling arrives with its issue.
+//! `recurring-service`: completing a recurring task creates its next occurrence.
+//!
+//! It consumes `task-events` (`/internal/recurring/task-events`, Dapr
+//! subscription `recurring-task-events`). On `com.todo.task.completed.v1` of a
+//! recurring task, the domain (`todo_domain::occurrence`) computes the next
+//! occurrence, and the service asks `todo-api` to create it through Dapr
+//! service invocation (`POST /internal/todo/{user_id}/occurrences`). It keeps
+//! no state: the request is a function of the event (the due date counts from
+//! the event's `completed_at`, never from the clock), and todo-api creates it
+//! under the idempotency key `recur:{series_id}:{occurrence}`, so a
+//! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::health;
-use spin_sdk::http::{IntoResponse, Params, Request, Router};
+use component_kit::{auth, health, json, Problem, Settings};
+use dapr_http::Dapr;
+use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
+use todo_domain::{EventType, OccurrenceRequest, TaskEvent};
+
+const APP_ID: &str = "recurring-service";
+/// The Dapr app-id of the only writer of task state.
+const TODO_API: &str = "todo-api";
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
-    router.get("/healthz/recurring-service", |_: Request, _: Params| health("recurring-service"));
-    router.handle(req)
+    router.get("/healthz/recurring-service", |_: Request, _: Params| health(APP_ID));
+    router.post_async("/internal/recurring/task-events", |req, _| task_event(req));
+    router.handle_async(req).await
+}
+
+fn status(s: &str) -> Response {
+    json(200, &serde_json::json!({ "status": s }))
+}
+
+/// Dapr pub/sub delivery of a task event: `SUCCESS` once the next occurrence
+/// exists (or none is due), `DROP` for an event or request that can never
+/// succeed, 503 for a transient failure (Dapr redelivers, bounded).
+async fn task_event(req: Request) -> Response {
+    let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
+    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
+        return problem.into_response();
+    }
+    let event = match serde_json::from_slice::<serde_json::Value>(req.body())
+        .map_err(|e| e.to_string())
+        .and_then(|ce| serde_json::from_value::<TaskEvent>(ce.get("data").cloned().unwrap_or_default()).map_err(|e| e.to_string()))
+    {
+        Ok(event) => event,
+        Err(e) => {
+            eprintln!("dropping a task event that cannot be read: {e}");
+            return status("DROP");
+        }
+    };
+    if event.event_type != EventType::Completed {
+        return status("SUCCESS");
+    }
+    let Some(request) = OccurrenceRequest::next_of(&event.task) else {
+        return status("SUCCESS");
+    };
+    let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
+    match dapr.invoke_post(TODO_API, &method, &request).await {
+        Ok((200..=299, _)) => status("SUCCESS"),
+        Ok((code @ (400 | 413 | 415 | 422), body)) => {
+            eprintln!("dropping {}: todo-api refused occurrence {} of {} ({code}): {}", event.event_id, request.occurrence, request.series_id, String::from_utf8_lossy(&body));
+            status("DROP")
+        }
+        Ok((code, body)) => {
+            eprintln!("todo-api answered {code} for occurrence {} of {}: {}", request.occurrence, request.series_id, String::from_utf8_lossy(&body));
+            Problem::unavailable(format!("todo-api answered {code}; retry")).into_response()
+        }
+        Err(e) => Problem::from(e).into_response(),
+    }
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use component_kit::{json, Problem};
+use component_kit::{auth, json, Problem};
 use dapr_http::{DaprError, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
-use todo_domain::{ListQuery, NewTask, Task, TaskId, TaskPatch, UserId, UserLedger};
+use todo_domain::{ListQuery, NewTask, OccurrenceRequest, Task, TaskId, TaskPatch, UserId, UserLedger};
 
 use crate::store::{self, IdempotencyRecord};
 use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
@@ -72,7 +72,7 @@ pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Pro
     let fingerprint = store::fingerprint(body);
     for _ in 0..MAX_ATTEMPTS {
         if let Some(key) = &idempotency {
-            if let Some(response) = replay(&ctx, &user, key, &fingerprint).await? {
+            if let Some(response) = replay(&ctx, &user, key, Some(&fingerprint)).await? {
                 return Ok(response);
             }
         }
@@ -97,8 +97,11 @@ pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Pro
     Err(too_contended())
 }
 
-/// The answer to a retried create: the task the key created, unchanged body required.
-async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: &str) -> Result<Option<Response>, Problem> {
+/// The answer to a retried create: the task the key created. With
+/// `fingerprint`, the body must be unchanged (a client's `Idempotency-Key`);
+/// without, the key alone decides (an occurrence key names exactly one task,
+/// whatever the body), and a task deleted since is still "already created".
+async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: Option<&str>) -> Result<Option<Response>, Problem> {
     let Some(record) = ctx
         .dapr
         .get_state::<IdempotencyRecord>(&ctx.settings.state_store, &store::idempotency_key(user, key))
@@ -106,10 +109,16 @@ async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: &str) -> Resul
     else {
         return Ok(None);
     };
-    if record.value.fingerprint != fingerprint {
+    if fingerprint.is_some_and(|f| f != record.value.fingerprint) {
         return Err(Problem::new(422, "Unprocessable Content", "this Idempotency-Key was used with a different body"));
     }
-    let task = store::load_task(ctx, user, record.value.task_id).await?.ok_or_else(|| Problem::not_found("the task created with this Idempotency-Key was deleted"))?;
+    let Some(task) = store::load_task(ctx, user, record.value.task_id).await? else {
+        if fingerprint.is_none() {
+            let body = serde_json::json!({ "status": "already_created", "task_id": record.value.task_id });
+            return Ok(Some(json(200, &body)));
+        }
+        return Err(Problem::not_found("the task created with this Idempotency-Key was deleted"));
+    };
     let mut response = task_response(201, &task.value);
     response.set_header("location", format!("/api/{}/tasks/{}", user, task.value.id));
     response.set_header("idempotent-replayed", "true");
@@ -174,18 +183,54 @@ pub(crate) async fn toggle_complete(req: Request, params: Params) -> Result<Resp
     change(req, params, |_| Ok(Change::ToggleCompleted)).await
 }
 
-/// `DELETE /api/{user_id}/tasks/{id}`
+/// `series:{user}:{series_id}`: the tombstone of a series ended by
+/// `DELETE ...?series=true`; no occurrence of it is created any more.
+fn series_key(user: &UserId, series: TaskId) -> String {
+    format!("series:{user}:{series}")
+}
+
+/// `?series=true|false` of `DELETE` (other parameters are ignored, as before).
+fn series_param(req: &Request) -> Result<bool, Problem> {
+    let mut series = false;
+    for pair in req.query().split('&') {
+        if let Some(value) = pair.strip_prefix("series=") {
+            series = match value {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(Problem {
+                        field: Some("series".into()),
+                        rule: Some("format"),
+                        ..Problem::new(422, "Unprocessable Content", "series must be true or false")
+                    })
+                }
+            };
+        }
+    }
+    Ok(series)
+}
+
+/// `DELETE /api/{user_id}/tasks/{id}[?series=true]`. With `series=true` the
+/// task's series also ends: a tombstone, committed with the delete, stops
+/// every later occurrence (completed occurrences stay as history).
 pub(crate) async fn delete(req: Request, params: Params) -> Result<Response, Problem> {
     let ctx = Ctx::new();
     let user = ctx.authenticate(&req, &params).await?;
     let id = task_id(&params)?;
     let expected = if_match(&req)?;
+    let end_series = series_param(&req)?;
     for _ in 0..MAX_ATTEMPTS {
         let mut ledger = store::load_ledger(&ctx, &user).await?;
         let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
         check_version(expected, &task.value)?;
-        let event = ledger.value.delete_task(task.value, Utc::now());
-        let ops = [StateOp::Delete { key: store::task_key(&user, id) }];
+        let series = task.value.series_id.filter(|_| end_series);
+        let now = Utc::now();
+        let event = ledger.value.delete_task(task.value, now);
+        let mut ops = vec![StateOp::Delete { key: store::task_key(&user, id) }];
+        if let Some(series) = series {
+            let tombstone = serde_json::json!({ "ended_at": now, "deleted_task": id });
+            ops.push(StateOp::upsert(series_key(&user, series), &tombstone, None));
+        }
         match store::commit(&ctx, &user, &ledger, &ops, &event).await {
             Ok(()) => {
                 outbox::flush(&ctx, &user, &ledger.value).await;
@@ -233,6 +278,48 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
             Ok(()) => {
                 outbox::flush(&ctx, &user, &ledger.value).await;
                 return Ok(task_response(200, &task));
+            }
+            Err(DaprError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_contended())
+}
+
+/// `POST /internal/todo/{user_id}/occurrences` (Dapr service invocation from
+/// recurring-service): creates the next occurrence of a series once. The key
+/// `recur:{series_id}:{occurrence}` goes through the `Idempotency-Key`
+/// records, so a redelivered or concurrent request gets the task the first
+/// one created (201, `idempotent-replayed: true`; `200 already_created` if it
+/// was deleted since). A series ended by `DELETE ...?series=true` gets
+/// `200 {"status": "series_ended"}` and nothing is created. The tombstone is
+/// read after the ledger and the commit is guarded by the ledger's ETag, so a
+/// concurrent delete either precedes the check or makes this commit retry.
+pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    auth::dapr_only(&req, &ctx.dapr, &ctx.settings).await?;
+    let user = UserId::parse(params.get("user_id").unwrap_or_default())?;
+    let body = json_body(&req)?;
+    let (request, new) = OccurrenceRequest::from_json(body)?;
+    let key = request.idempotency_key();
+    let fingerprint = store::fingerprint(body);
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(response) = replay(&ctx, &user, &key, None).await? {
+            return Ok(response);
+        }
+        let mut ledger = store::load_ledger(&ctx, &user).await?;
+        if ctx.dapr.get_state::<serde_json::Value>(&ctx.settings.state_store, &series_key(&user, request.series_id)).await?.is_some() {
+            return Ok(json(200, &serde_json::json!({ "status": "series_ended", "series_id": request.series_id })));
+        }
+        let (task, event) = ledger.value.create_occurrence(&user, &request, new.clone(), Utc::now());
+        let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
+        let ops = [store::put_task(&task), StateOp::insert(store::idempotency_key(&user, &key), &record)];
+        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
+            Ok(()) => {
+                outbox::flush(&ctx, &user, &ledger.value).await;
+                let mut response = task_response(201, &task);
+                response.set_header("location", format!("/api/{}/tasks/{}", user, task.id));
+                return Ok(response);
             }
             Err(DaprError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -1,6 +1,9 @@
 //! Recurrence rules: a subset of RFC 5545 RRULE, parsed and normalized.
 //!
-//! Only parsing lives here; computing the next occurrence is a later concern.
+//! The API form is `{"rrule": "...", "anchor": "due"|"completion", "text": "..."}`:
+//! a client gives `rrule` or `text` (a phrase, see [`crate::phrase`]); the
+//! output always has `rrule` and `anchor`, and `text` when the rule can be
+//! said in words. Computing the next occurrence is [`crate::occurrence`].
 
 use std::fmt;
 
@@ -149,25 +152,53 @@ impl RecurrenceRule {
     }
 
     /// Parses the API form `{"rrule": "FREQ=...", "anchor": "due"|"completion"}`
-    /// (`anchor` defaults to `due`).
+    /// or `{"text": "every weekday", "anchor": ...}` (`anchor` defaults to
+    /// `due`; `every!` in the text means `completion`). When `rrule` is given,
+    /// `text` is ignored: it is the derived description that the output
+    /// carries, so a client may send back what it read.
     pub fn from_json(value: &Value) -> Result<Self, DomainError> {
         let obj = value
             .as_object()
-            .ok_or_else(|| DomainError::new("recurrence", Rule::Format, "must be an object with rrule and anchor"))?;
-        if let Some(unknown) = obj.keys().find(|k| *k != "rrule" && *k != "anchor") {
+            .ok_or_else(|| DomainError::new("recurrence", Rule::Format, "must be an object with rrule (or text) and anchor"))?;
+        if let Some(unknown) = obj.keys().find(|k| !["rrule", "anchor", "text"].contains(&k.as_str())) {
             return Err(DomainError::new(format!("recurrence.{unknown}"), Rule::Unknown, "is not a known field"));
         }
         let anchor = match obj.get("anchor") {
-            None | Some(Value::Null) => Anchor::Due,
-            Some(Value::String(s)) if s == "due" => Anchor::Due,
-            Some(Value::String(s)) if s == "completion" => Anchor::Completion,
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s == "due" => Some(Anchor::Due),
+            Some(Value::String(s)) if s == "completion" => Some(Anchor::Completion),
             Some(_) => return Err(DomainError::new("recurrence.anchor", Rule::Format, "must be due or completion")),
         };
-        match obj.get("rrule") {
-            Some(Value::String(s)) => RecurrenceRule::parse(s, anchor),
-            None | Some(Value::Null) => Err(err(Rule::Required, "is required")),
-            Some(_) => Err(err(Rule::Format, "must be a string")),
+        match (obj.get("rrule"), obj.get("text")) {
+            (Some(Value::String(s)), _) => RecurrenceRule::parse(s, anchor.unwrap_or_default()),
+            (Some(v), _) if !v.is_null() => Err(err(Rule::Format, "must be a string")),
+            (_, Some(Value::String(text))) => crate::phrase::parse(text, anchor),
+            (_, Some(v)) if !v.is_null() => Err(DomainError::new("recurrence.text", Rule::Format, "must be a string")),
+            _ => Err(err(Rule::Required, "is required (or text)")),
         }
+    }
+
+    /// The rule in words (`every weekday`), when [`crate::phrase`] can say it.
+    pub fn text(&self) -> Option<String> {
+        crate::phrase::describe(self)
+    }
+
+    /// The same rule with the day (and, for `YEARLY`, the month) that RFC 5545
+    /// takes from DTSTART written out, so that it no longer depends on the
+    /// start. `None` when the rule does not depend on it.
+    pub(crate) fn pinned(&self, month: u8, day: u8) -> Option<Self> {
+        let mut out = self.clone();
+        match self.freq {
+            Frequency::Monthly if self.by_day.is_empty() && self.by_month_day.is_empty() => out.by_month_day = vec![day as i8],
+            Frequency::Yearly if self.by_day.is_empty() && self.by_month_day.is_empty() => {
+                out.by_month_day = vec![day as i8];
+                if out.by_month.is_empty() {
+                    out.by_month = vec![month];
+                }
+            }
+            _ => return None,
+        }
+        Some(out)
     }
 
     /// The rule in canonical RRULE form (without the `RRULE:` prefix), parts
@@ -334,7 +365,11 @@ impl fmt::Display for WeekdayNum {
 
 impl Serialize for RecurrenceRule {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_json::json!({ "rrule": self.to_rrule_string(), "anchor": self.anchor }).serialize(s)
+        let mut out = serde_json::json!({ "rrule": self.to_rrule_string(), "anchor": self.anchor });
+        if let Some(text) = self.text() {
+            out["text"] = Value::String(text);
+        }
+        out.serialize(s)
     }
 }
 
@@ -406,12 +441,21 @@ mod tests {
     fn json_form_has_rrule_and_anchor() {
         let r = RecurrenceRule::from_json(&serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion"})).unwrap();
         assert_eq!(r.anchor(), Anchor::Completion);
-        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion"}));
+        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion", "text": "every! day"}));
+        let r = RecurrenceRule::from_json(&serde_json::json!({"text": "every weekday"})).unwrap();
+        assert_eq!((r.to_rrule_string().as_str(), r.anchor()), ("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", Anchor::Due));
+        // Stored and output JSON (rrule + text) reads back; rrule wins over text.
+        let r = RecurrenceRule::from_json(&serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "due", "text": "every year"})).unwrap();
+        assert_eq!(r.freq(), Frequency::Daily);
+        let r = RecurrenceRule::from_json(&serde_json::json!({"rrule": "FREQ=MONTHLY;BYDAY=1MO"})).unwrap();
+        assert!(serde_json::to_value(&r).unwrap().get("text").is_none(), "no text when words cannot say it");
         let r: RecurrenceRule = serde_json::from_str(r#"{"rrule":"FREQ=WEEKLY;BYDAY=FR"}"#).unwrap();
         assert_eq!((r.anchor(), r.freq(), r.by_day().len()), (Anchor::Due, Frequency::Weekly, 1));
         let field = |v| RecurrenceRule::from_json(&v).unwrap_err().field;
         assert_eq!(field(serde_json::json!({"rrule": "FREQ=DAILY", "every": 2})), "recurrence.every");
         assert_eq!(field(serde_json::json!({"anchor": "due"})), "recurrence.rrule");
+        assert_eq!(field(serde_json::json!({"text": "every blue moon"})), "recurrence.text");
+        assert_eq!(field(serde_json::json!({"text": 3})), "recurrence.text");
         assert_eq!(field(serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "start"})), "recurrence.anchor");
         assert_eq!(field(serde_json::json!("FREQ=DAILY")), "recurrence");
     }

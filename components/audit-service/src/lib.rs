@@ -4,30 +4,18 @@
 //! `audit:{user}:entry:{position}` the entries, `audit:{user}:seen:{event_id}`
 //! the dedupe marks. An append commits all three in one transaction guarded by
 //! the head's ETag, so concurrent appends serialize and a redelivered event
-//! adds nothing.
-
-use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+//! adds nothing (`component_kit::log::append_once`, shared with notify-service).
 
 use chrono::Utc;
+use component_kit::log::{self, LogKeys};
 use component_kit::{auth, health, json, Problem, Settings};
-use dapr_http::{Dapr, DaprError, StateOp, Versioned};
+use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
 use todo_domain::audit::{self, AuditEntry, AuditQuery, AuditedEvent, ChainHead, PAGE_MAX};
 use todo_domain::UserId;
 
 const APP_ID: &str = "audit-service";
-/// Attempts at an append that loses a race for the chain head. With the
-/// jittered backoff below, 64 attempts span several seconds of contention:
-/// far more than 50 concurrent deliveries for one user need, so a delivery
-/// does not fall back on Dapr's few redeliveries.
-const MAX_ATTEMPTS: u32 = 64;
-/// Backoff after a lost race: a random delay up to `BACKOFF_BASE * 2^attempt`,
-/// capped at `BACKOFF_CAP` ("full jitter"), so that losers spread out instead
-/// of colliding again.
-const BACKOFF_BASE_MS: u64 = 2;
-const BACKOFF_CAP_MS: u64 = 200;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
@@ -79,44 +67,15 @@ async fn receive(req: Request) -> Response {
 }
 
 async fn record(dapr: &Dapr, settings: &Settings, event: AuditedEvent) -> Result<(), DaprError> {
-    let store = &settings.state_store;
     let user = event.user_id.clone();
-    let seen = seen_key(&user, &event.event_id);
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            backoff(attempt);
-        }
-        let head: Option<Versioned<ChainHead>> = dapr.get_state(store, &head_key(&user)).await?;
-        if dapr.get_state::<u64>(store, &seen).await?.is_some() {
-            return Ok(());
-        }
-        let (etag, head) = match head {
-            Some(v) => (v.etag, v.value),
-            None => (None, ChainHead::default()),
-        };
-        let (entry, next) = audit::append(&head, event.clone(), Utc::now());
-        let head_op = match etag {
-            Some(etag) => StateOp::upsert(head_key(&user), &next, Some(etag)),
-            None => StateOp::insert(head_key(&user), &next),
-        };
-        let ops = [StateOp::insert(&seen, &entry.position), StateOp::insert(entry_key(&user, entry.position), &entry), head_op];
-        match dapr.transact(store, &ops).await {
-            Err(DaprError::Conflict) => continue,
-            done => return done,
-        }
-    }
-    eprintln!("append for {user} lost {MAX_ATTEMPTS} races; Dapr will redeliver");
-    Err(DaprError::Conflict)
-}
-
-/// Sleeps a random time up to `min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)`
-/// milliseconds. A Spin instance serves one request, so blocking is harmless;
-/// std's sleep and `RandomState` use the `wasi:clocks` and `wasi:random`
-/// imports that the host contract allows.
-fn backoff(attempt: u32) {
-    let ceiling = BACKOFF_CAP_MS.min(BACKOFF_BASE_MS << attempt.min(16)).max(1);
-    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    std::thread::sleep(Duration::from_millis(random % (ceiling + 1)));
+    let entry = |position| entry_key(&user, position);
+    let keys = LogKeys { head: head_key(&user), seen: seen_key(&user, &event.event_id), entry: &entry };
+    log::append_once(dapr, &settings.state_store, &keys, |head: &ChainHead| {
+        let (entry, next) = audit::append(head, event.clone(), Utc::now());
+        (entry.position, entry, next)
+    })
+    .await?;
+    Ok(())
 }
 
 async fn load_entries(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u64) -> Result<Vec<AuditEntry>, DaprError> {

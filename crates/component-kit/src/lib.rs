@@ -2,8 +2,11 @@
 //! the Dapr sidecar, and `application/problem+json` errors (RFC 9457).
 
 pub mod auth;
+pub mod cors;
+pub mod log;
 pub mod problem;
 pub mod settings;
+pub mod stream_token;
 
 pub use problem::Problem;
 pub use settings::Settings;

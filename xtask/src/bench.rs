@@ -80,6 +80,9 @@ pub fn run(tools: &Tools, store: Store) -> Result<()> {
     series.push(fixed_rate(&client, &format!("bench-create-{run_id}"), 20, 200, true)?);
     series.push(fixed_rate(&client, &format!("bench-list-{run_id}"), 20, 200, false)?);
     series.push(filtered_list(&client, run_id)?);
+    series.push(reminder_lateness(&client, run_id)?);
+    let notify = env["NOTIFY_SERVICE_URL"].clone();
+    series.extend(streams(&client, &notify, &stack, run_id)?);
     drop(stack);
     report(store, &series)
 }
@@ -176,6 +179,49 @@ fn filtered_list(client: &Client, run_id: u32) -> Result<Series> {
     Ok(Series { name: "list with filters, 1,000 tasks".into(), millis, note: "50 sequential requests: status, priority x2, tag, q, sort=due".into() })
 }
 
+/// 200 reminders due within the same minute: how late each fired (`fired_at` in
+/// the reminder event minus its `remind_at`), read back from the audit logs.
+fn reminder_lateness(client: &Client, run_id: u32) -> Result<Series> {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    let users: Vec<String> = (0..20).map(|u| format!("bench-reminder-{run_id}-{u}")).collect();
+    let tokens: Vec<String> = users.iter().map(|u| client.token(u)).collect::<Result<_>>()?;
+    let minute = Utc::now() + chrono::Duration::seconds(30);
+    for i in 0..200usize {
+        let remind_at = minute + chrono::Duration::milliseconds(i as i64 * 300);
+        let body = json!({
+            "title": format!("reminder {i}"),
+            "due_at": (remind_at + chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Millis, true),
+            "reminders": [remind_at.to_rfc3339_opts(SecondsFormat::Millis, true)],
+        });
+        client.create(&users[i % users.len()], &tokens[i % users.len()], &body)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let instant = |v: &Value| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+    loop {
+        let mut millis = Vec::new();
+        for (user, token) in users.iter().zip(&tokens) {
+            let page = client.get(&format!("{}/audit/{user}?type=com.todo.reminder.due.v1&limit=500", client.audit), token)?;
+            for entry in page["items"].as_array().into_iter().flatten() {
+                if let (Some(fired), Some(due)) = (instant(&entry["data"]["fired_at"]), instant(&entry["data"]["remind_at"])) {
+                    millis.push((fired - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+                }
+            }
+        }
+        if millis.len() >= 200 {
+            let early = millis.iter().filter(|m| **m < 0.0).count();
+            return Ok(Series {
+                name: "reminder lateness (fired_at - remind_at)".into(),
+                note: format!("200 reminders due within one minute over 20 users; {early} early; {} fired", millis.len()),
+                millis,
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("only {} of 200 reminders fired within 150 s", millis.len());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 fn report(store: Store, series: &[Series]) -> Result<()> {
     let dir = paths::root().join("target/bench");
     fs::create_dir_all(&dir)?;
@@ -212,4 +258,137 @@ fn report(store: Store, series: &[Series]) -> Result<()> {
     )?;
     println!("written to {}", dir.display());
     Ok(())
+}
+
+/// Open SSE streams for the benchmark: one reader thread per user, which
+/// reconnects (with `Last-Event-ID`) when a stream reaches its lifetime and
+/// reports every `change` event on `events` until `stop` is set.
+struct Streams {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Streams {
+    fn open(client: &Client, notify: &str, users: &[String], events: std::sync::mpsc::Sender<(usize, Instant)>) -> Result<Streams> {
+        use std::io::BufRead;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let (url, token) = (format!("{notify}/api/{user}/stream"), client.token(user)?);
+            let (stop, events, ready_tx) = (stop.clone(), events.clone(), ready_tx.clone());
+            handles.push(std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let mut last_id = String::new();
+                let mut first = true;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut request = agent.get(&url).header("authorization", &format!("Bearer {token}"));
+                    if !last_id.is_empty() {
+                        request = request.header("last-event-id", &last_id);
+                    }
+                    let Ok(response) = request.call() else {
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    };
+                    let mut reader = std::io::BufReader::new(response.into_body().into_reader());
+                    let mut line = String::new();
+                    let mut event = String::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let line = line.trim_end();
+                        if let Some(id) = line.strip_prefix("id: ") {
+                            last_id = id.to_owned();
+                        } else if let Some(name) = line.strip_prefix("event: ") {
+                            event = name.to_owned();
+                        } else if line.is_empty() && !event.is_empty() {
+                            if event == "ready" && first {
+                                first = false;
+                                let _ = ready_tx.send(());
+                            } else if event == "change" {
+                                let _ = events.send((i, Instant::now()));
+                            }
+                            event.clear();
+                        }
+                    }
+                }
+            }));
+        }
+        for _ in users {
+            ready_rx.recv_timeout(Duration::from_secs(60)).context("a stream did not open within 60 s")?;
+        }
+        Ok(Streams { stop, handles })
+    }
+
+    /// Stops the readers; each ends at its stream's next line (a heartbeat
+    /// or the end of its lifetime), so this does not wait for them.
+    fn close(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.handles);
+    }
+}
+
+/// 50 SSE streams (one per user): the CPU they cost while idle (notify-service's
+/// wasm host and its daprd, 10 s without streams vs 10 s with them), then the
+/// latency API write -> SSE client with them open.
+fn streams(client: &Client, notify: &str, stack: &Stack, run_id: u32) -> Result<Vec<Series>> {
+    let pids = [stack.pid("host-notify-service").context("no notify host")?, stack.pid("daprd-notify-service").context("no notify daprd")?];
+    let window = Duration::from_secs(10);
+    let measure = || -> Result<(f64, f64)> {
+        let before = (cpu_seconds(pids[0])?, cpu_seconds(pids[1])?);
+        std::thread::sleep(window);
+        Ok((cpu_seconds(pids[0])? - before.0, cpu_seconds(pids[1])? - before.1))
+    };
+    std::thread::sleep(Duration::from_secs(3)); // let earlier deliveries settle
+    let idle = measure()?;
+    let users: Vec<String> = (0..50).map(|u| format!("bench-stream-{run_id}-{u}")).collect();
+    let tokens: Vec<String> = users.iter().map(|u| client.token(u)).collect::<Result<_>>()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let streams = Streams::open(client, notify, &users, tx)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let open = measure()?;
+    let secs = window.as_secs_f64();
+    let (host, daprd) = ((open.0 - idle.0) / secs, (open.1 - idle.1) / secs);
+    let note = format!(
+        "CPU over {secs:.0} s: no streams host {:.2} s + daprd {:.2} s; 50 idle streams host {:.2} s + daprd {:.2} s; \
+         extra per stream: host {:.2} ms/s + daprd {:.2} ms/s ({:.1}% of a core for 50)",
+        idle.0, idle.1, open.0, open.1, host * 1000.0 / 50.0, daprd * 1000.0 / 50.0, (host + daprd) * 100.0
+    );
+    // The "ms" columns hold the extra CPU milliseconds per second of all 50 streams (host + daprd).
+    let cpu = Series { name: "50 idle SSE streams: extra CPU ms per s (host+daprd)".into(), millis: vec![(host + daprd) * 1000.0], note };
+
+    while rx.try_recv().is_ok() {}
+    let mut millis = Vec::new();
+    for i in 0..100 {
+        let u = (i * 7) % users.len();
+        let start = Instant::now();
+        client.create(&users[u], &tokens[u], &json!({ "title": format!("stream {i}") }))?;
+        loop {
+            let (who, at) = rx.recv_timeout(Duration::from_secs(30)).context("a change did not reach its stream within 30 s")?;
+            if who == u {
+                millis.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    streams.close();
+    let latency = Series {
+        name: "real-time sync: POST -> SSE client".into(),
+        millis,
+        note: "100 sequential creates, 50 streams open (one per user); a stream polls its feed head every 150 ms".into(),
+    };
+    Ok(vec![latency, cpu])
+}
+
+/// CPU seconds (user + system) of a process so far, from /proc/<pid>/stat.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces): state is field 3.
+    let rest = stat.rsplit_once(')').context("unexpected /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
 }

@@ -464,6 +464,11 @@ impl Stack {
         }
     }
 
+    /// The PID of the process `name` (e.g. `host-notify-service`, `daprd-notify-service`).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
+    }
+
     /// Environment for the end-to-end suite.
     pub fn test_env(&self) -> Vec<(String, String)> {
         let mut env = vec![

@@ -255,6 +255,51 @@ impl Dapr {
     }
 }
 
+/// Dapr Jobs API (stable `v1.0` of Dapr 1.18). Jobs live on the scheduler and
+/// are delivered only to the app-id that scheduled them, as `POST /job/{name}`.
+impl Dapr {
+    /// Schedules the one-shot job `name` at `due_time` (RFC 3339 with offset)
+    /// with `data` as the body of its callback. With `overwrite`, a job of the
+    /// same name is replaced, so scheduling again is idempotent.
+    pub async fn schedule_job(&self, name: &str, due_time: &str, data: &impl Serialize, overwrite: bool) -> Result<(), DaprError> {
+        let body = serde_json::json!({ "dueTime": due_time, "data": to_value(data), "overwrite": overwrite });
+        let body = serde_json::to_vec(&body).map_err(|e| DaprError::Decode(e.to_string()))?;
+        self.call_ok(Method::Post, &format!("/v1.0/jobs/{}", encode(name)), Some(body)).await?;
+        Ok(())
+    }
+
+    /// Deletes the job `name`; a job that does not exist (never scheduled,
+    /// already fired, already deleted) counts as deleted.
+    pub async fn delete_job(&self, name: &str) -> Result<(), DaprError> {
+        match self.call_ok(Method::Delete, &format!("/v1.0/jobs/{}", encode(name)), None).await {
+            Ok(_) => Ok(()),
+            Err(DaprError::Status { status, body }) if status == 404 || is_job_not_found(&body) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Dapr service invocation (`/v1.0/invoke/{app_id}/method/{method}`): the
+/// sidecar resolves `app_id` (mDNS locally, Kubernetes DNS on a cluster) and
+/// the target's sidecar adds its app API token.
+impl Dapr {
+    /// POSTs `body` (JSON) to `method` of `app_id`; returns the status and body
+    /// whatever the status, so the caller decides what a 4xx means. Fails only
+    /// when the sidecar cannot be reached.
+    pub async fn invoke_post(&self, app_id: &str, method: &str, body: &impl Serialize) -> Result<(u16, Vec<u8>), DaprError> {
+        let body = serde_json::to_vec(body).map_err(|e| DaprError::Decode(e.to_string()))?;
+        let path = format!("/v1.0/invoke/{}/method/{}", encode(app_id), method.trim_start_matches('/'));
+        let response = self.call(Method::Post, &path, Some(body)).await?;
+        Ok((*response.status(), response.body().to_vec()))
+    }
+}
+
+/// Whether a Jobs API error body says the job does not exist.
+fn is_job_not_found(body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    body.contains("not found") || body.contains("notfound") || body.contains("not_found")
+}
+
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved kept).
 pub fn encode(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
@@ -288,5 +333,11 @@ mod tests {
         let blind = StateOp::upsert("k", &1, None).to_json();
         assert!(blind["request"].get("options").is_none());
         assert_eq!(StateOp::Delete { key: "k".into() }.to_json()["operation"], "delete");
+    }
+
+    #[test]
+    fn missing_jobs_are_recognized() {
+        assert!(is_job_not_found(r#"{"errorCode":"ERR_JOBS_NOT_FOUND","message":"job not found: x"}"#));
+        assert!(!is_job_not_found(r#"{"errorCode":"ERR_DELETE_JOB","message":"connection refused"}"#));
     }
 }

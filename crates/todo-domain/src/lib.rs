@@ -6,11 +6,15 @@
 pub mod audit;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod fields;
 pub mod ids;
 pub mod ledger;
+pub mod occurrence;
+pub mod phrase;
 pub mod query;
 pub mod recurrence;
+pub mod reminder;
 pub mod schedule;
 pub mod task;
 
@@ -20,6 +24,7 @@ pub use fields::{Description, Priority, Tag, Tags, Title};
 pub use ids::{EventId, TaskId, UserId};
 pub use ledger::UserLedger;
 pub use query::{matches, page, Filter, ListQuery, Order, Sort, Status};
+pub use occurrence::{NextOccurrence, OccurrenceRequest};
 pub use recurrence::{Anchor, RecurrenceRule};
 pub use schedule::{Reminder, ReminderOffset, Reminders, TimeZone};
 pub use task::{NewTask, Task, TaskPatch};

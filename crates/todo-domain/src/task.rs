@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(v["due_at"], "2026-03-01T08:00:00Z");
         assert_eq!(v["time_zone"], "Europe/Paris");
         assert_eq!(v["reminders"], json!(["PT1H", "2026-02-28T12:00:00Z"]));
-        assert_eq!(v["recurrence"], json!({"rrule": "FREQ=MONTHLY;BYMONTHDAY=1", "anchor": "due"}));
+        assert_eq!(v["recurrence"], json!({"rrule": "FREQ=MONTHLY;BYMONTHDAY=1", "anchor": "due", "text": "every month on the 1st"}));
         assert_eq!((t.series_id, t.occurrence), (Some(t.id), Some(1)));
         let back: Task = serde_json::from_value(v).unwrap();
         assert_eq!(back, t);

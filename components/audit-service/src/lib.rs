@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, health, json, Problem, Settings};
+use component_kit::{auth, delivery, health, json, Problem, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -57,11 +57,11 @@ async fn receive(req: Request) -> Response {
         Ok(event) => event,
         Err(e) => {
             eprintln!("dropping unrecordable event: {e}");
-            return json(200, &serde_json::json!({ "status": "DROP" }));
+            return delivery::status("DROP");
         }
     };
     match record(&dapr, &settings, event).await {
-        Ok(()) => json(200, &serde_json::json!({ "status": "SUCCESS" })),
+        Ok(()) => delivery::status("SUCCESS"),
         Err(e) => Problem::from(e).into_response(),
     }
 }

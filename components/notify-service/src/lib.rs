@@ -19,7 +19,7 @@ use chrono::Utc;
 use component_kit::cors::Cors;
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, health, json, stream_token, Problem, Settings};
+use component_kit::{auth, delivery, health, json, stream_token, Problem, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
 use spin_sdk::http::{Headers, OutgoingResponse, Params, Request, Response, ResponseOutparam, Router};
@@ -122,7 +122,7 @@ async fn receive(req: Request) -> Response {
         Ok(event) => event,
         Err(e) => {
             eprintln!("dropping unrecordable event: {e}");
-            return json(200, &serde_json::json!({ "status": "DROP" }));
+            return delivery::status("DROP");
         }
     };
     let mut result = Ok(());
@@ -133,7 +133,7 @@ async fn receive(req: Request) -> Response {
         result = add_to_feed(&dapr, &settings.state_store, &event).await;
     }
     match result {
-        Ok(()) => json(200, &serde_json::json!({ "status": "SUCCESS" })),
+        Ok(()) => delivery::status("SUCCESS"),
         Err(e) => Problem::from(e).into_response(),
     }
 }

@@ -10,11 +10,11 @@
 //! under the idempotency key `recur:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::{auth, health, json, Problem, Settings};
+use component_kit::{delivery, health, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
-use todo_domain::{EventType, OccurrenceRequest, TaskEvent};
+use todo_domain::{EventType, OccurrenceRequest};
 
 const APP_ID: &str = "recurring-service";
 /// The Dapr app-id of the only writer of task state.
@@ -28,40 +28,27 @@ async fn handle(req: Request) -> impl IntoResponse {
     router.handle_async(req).await
 }
 
-fn status(s: &str) -> Response {
-    json(200, &serde_json::json!({ "status": s }))
-}
-
 /// Dapr pub/sub delivery of a task event: `SUCCESS` once the next occurrence
 /// exists (or none is due), `DROP` for an event or request that can never
 /// succeed, 503 for a transient failure (Dapr redelivers, bounded).
 async fn task_event(req: Request) -> Response {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
-    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
-        return problem.into_response();
-    }
-    let event = match serde_json::from_slice::<serde_json::Value>(req.body())
-        .map_err(|e| e.to_string())
-        .and_then(|ce| serde_json::from_value::<TaskEvent>(ce.get("data").cloned().unwrap_or_default()).map_err(|e| e.to_string()))
-    {
+    let event = match delivery::task_event(&req, &dapr, &settings).await {
         Ok(event) => event,
-        Err(e) => {
-            eprintln!("dropping a task event that cannot be read: {e}");
-            return status("DROP");
-        }
+        Err(answer) => return answer,
     };
     if event.event_type != EventType::Completed {
-        return status("SUCCESS");
+        return delivery::status("SUCCESS");
     }
     let Some(request) = OccurrenceRequest::next_of(&event.task) else {
-        return status("SUCCESS");
+        return delivery::status("SUCCESS");
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
     match dapr.invoke_post(TODO_API, &method, &request).await {
-        Ok((200..=299, _)) => status("SUCCESS"),
+        Ok((200..=299, _)) => delivery::status("SUCCESS"),
         Ok((code @ (400 | 413 | 415 | 422), body)) => {
             eprintln!("dropping {}: todo-api refused occurrence {} of {} ({code}): {}", event.event_id, request.occurrence, request.series_id, String::from_utf8_lossy(&body));
-            status("DROP")
+            delivery::status("DROP")
         }
         Ok((code, body)) => {
             eprintln!("todo-api answered {code} for occurrence {} of {}: {}", request.occurrence, request.series_id, String::from_utf8_lossy(&body));

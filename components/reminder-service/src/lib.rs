@@ -13,7 +13,7 @@
 //! projection yet fails its callback, and the scheduler retries it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use component_kit::{auth, health, json, Problem, Settings};
+use component_kit::{auth, delivery, health, Problem, Settings};
 use dapr_http::{Dapr, DaprError, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -43,30 +43,17 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn status(s: &str) -> Response {
-    json(200, &serde_json::json!({ "status": s }))
-}
-
 /// Dapr pub/sub delivery of a task event: `SUCCESS` once the jobs and the
 /// projection match the event (or the event is stale), `DROP` for an event
 /// that can never be handled, 5xx for a transient failure (redelivered).
 async fn task_event(req: Request) -> Response {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
-    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
-        return problem.into_response();
-    }
-    let event = match serde_json::from_slice::<serde_json::Value>(req.body())
-        .map_err(|e| e.to_string())
-        .and_then(|ce| serde_json::from_value::<TaskEvent>(ce.get("data").cloned().unwrap_or_default()).map_err(|e| e.to_string()))
-    {
+    let event = match delivery::task_event(&req, &dapr, &settings).await {
         Ok(event) => event,
-        Err(e) => {
-            eprintln!("dropping a task event that cannot be read: {e}");
-            return status("DROP");
-        }
+        Err(answer) => return answer,
     };
     match project(&dapr, &settings, &event).await {
-        Ok(()) => status("SUCCESS"),
+        Ok(()) => delivery::status("SUCCESS"),
         Err(e) => Problem::from(e).into_response(),
     }
 }
@@ -113,11 +100,11 @@ async fn job(req: Request, params: Params) -> Response {
         Ok(data) => data,
         Err(e) => {
             eprintln!("job {name}: finishing a job whose data cannot be read: {e}");
-            return status("SKIPPED");
+            return delivery::status("SKIPPED");
         }
     };
     match fire(&dapr, &settings, &name, &data).await {
-        Ok(outcome) => status(outcome),
+        Ok(outcome) => delivery::status(outcome),
         Err(e) => Problem::from(e).into_response(),
     }
 }

@@ -20,6 +20,13 @@ fn task_response(status: u16, task: &Task) -> Response {
     response
 }
 
+/// `201 Created` for `task`, with its ETag and `Location`.
+fn created(user: &UserId, task: &Task) -> Response {
+    let mut response = task_response(201, task);
+    response.set_header("location", format!("/api/{user}/tasks/{}", task.id));
+    response
+}
+
 fn task_id(params: &Params) -> Result<TaskId, Problem> {
     // An id that is not a UUID names no task: 404, like another user's task.
     params.get("id").unwrap_or_default().parse().map_err(|_| Problem::not_found("no such task"))
@@ -86,9 +93,7 @@ pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Pro
         match store::commit(&ctx, &user, &ledger, &ops, &event).await {
             Ok(()) => {
                 outbox::flush(&ctx, &user, &ledger.value).await;
-                let mut response = task_response(201, &task);
-                response.set_header("location", format!("/api/{}/tasks/{}", user, task.id));
-                return Ok(response);
+                return Ok(created(&user, &task));
             }
             Err(DaprError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -119,8 +124,7 @@ async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: Option<&str>) 
         }
         return Err(Problem::not_found("the task created with this Idempotency-Key was deleted"));
     };
-    let mut response = task_response(201, &task.value);
-    response.set_header("location", format!("/api/{}/tasks/{}", user, task.value.id));
+    let mut response = created(user, &task.value);
     response.set_header("idempotent-replayed", "true");
     Ok(Some(response))
 }
@@ -317,9 +321,7 @@ pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Re
         match store::commit(&ctx, &user, &ledger, &ops, &event).await {
             Ok(()) => {
                 outbox::flush(&ctx, &user, &ledger.value).await;
-                let mut response = task_response(201, &task);
-                response.set_header("location", format!("/api/{}/tasks/{}", user, task.id));
-                return Ok(response);
+                return Ok(created(&user, &task));
             }
             Err(DaprError::Conflict) => continue,
             Err(e) => return Err(e.into()),

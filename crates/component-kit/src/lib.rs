@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cors;
+pub mod delivery;
 pub mod log;
 pub mod problem;
 pub mod settings;

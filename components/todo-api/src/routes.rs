@@ -6,7 +6,7 @@ use chrono::Utc;
 use component_kit::{auth, json, Problem};
 use dapr_http::{DaprError, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
-use todo_domain::{ListQuery, NewTask, OccurrenceRequest, Task, TaskId, TaskPatch, UserId, UserLedger};
+use todo_domain::{ListQuery, NewTask, OccurrenceRequest, Task, TaskEvent, TaskId, TaskPatch, UserId, UserLedger};
 
 use crate::store::{self, IdempotencyRecord};
 use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
@@ -90,13 +90,8 @@ pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Pro
             let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
             ops.push(StateOp::insert(store::idempotency_key(&user, key), &record));
         }
-        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
-            Ok(()) => {
-                outbox::flush(&ctx, &user, &ledger.value).await;
-                return Ok(created(&user, &task));
-            }
-            Err(DaprError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        if commit(&ctx, &user, &ledger, &ops, &event).await? {
+            return Ok(created(&user, &task));
         }
     }
     Err(too_contended())
@@ -235,16 +230,24 @@ pub(crate) async fn delete(req: Request, params: Params) -> Result<Response, Pro
             let tombstone = serde_json::json!({ "ended_at": now, "deleted_task": id });
             ops.push(StateOp::upsert(series_key(&user, series), &tombstone, None));
         }
-        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
-            Ok(()) => {
-                outbox::flush(&ctx, &user, &ledger.value).await;
-                return Ok(Response::builder().status(204).build());
-            }
-            Err(DaprError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        if commit(&ctx, &user, &ledger, &ops, &event).await? {
+            return Ok(Response::builder().status(204).build());
         }
     }
     Err(too_contended())
+}
+
+/// Commits `ops` with the ledger and `event`, then publishes the user's
+/// outbox. `Ok(false)` when the ledger changed concurrently: the caller retries.
+async fn commit(ctx: &Ctx, user: &UserId, ledger: &Versioned<UserLedger>, ops: &[StateOp], event: &TaskEvent) -> Result<bool, Problem> {
+    match store::commit(ctx, user, ledger, ops, event).await {
+        Ok(()) => {
+            outbox::flush(ctx, user, &ledger.value).await;
+            Ok(true)
+        }
+        Err(DaprError::Conflict) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn check_version(expected: Option<Option<u64>>, task: &Task) -> Result<(), Problem> {
@@ -278,13 +281,8 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
         let Some(event) = event else {
             return Ok(task_response(200, &task));
         };
-        match store::commit(&ctx, &user, &ledger, &[store::put_task(&task)], &event).await {
-            Ok(()) => {
-                outbox::flush(&ctx, &user, &ledger.value).await;
-                return Ok(task_response(200, &task));
-            }
-            Err(DaprError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        if commit(&ctx, &user, &ledger, &[store::put_task(&task)], &event).await? {
+            return Ok(task_response(200, &task));
         }
     }
     Err(too_contended())
@@ -318,13 +316,8 @@ pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Re
         let (task, event) = ledger.value.create_occurrence(&user, &request, new.clone(), Utc::now());
         let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
         let ops = [store::put_task(&task), StateOp::insert(store::idempotency_key(&user, &key), &record)];
-        match store::commit(&ctx, &user, &ledger, &ops, &event).await {
-            Ok(()) => {
-                outbox::flush(&ctx, &user, &ledger.value).await;
-                return Ok(created(&user, &task));
-            }
-            Err(DaprError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        if commit(&ctx, &user, &ledger, &ops, &event).await? {
+            return Ok(created(&user, &task));
         }
     }
     Err(too_contended())

@@ -49,20 +49,34 @@ pub async fn user(req: &Request, path_user: &str, dapr: &Dapr, settings: &Settin
 /// public key for EdDSA and RS256): signature, `exp` (required) and `nbf`
 /// (when present). Returns the subject.
 pub fn verify(token: &str, alg: Algorithm, key: &[u8]) -> Result<UserId, Problem> {
-    let unusable = |e: jsonwebtoken::errors::Error| Problem::unavailable(format!("unusable JWT key: {e}"));
     let key = match alg {
         Algorithm::HS256 => DecodingKey::from_secret(key),
         Algorithm::EdDSA => DecodingKey::from_ed_pem(key),
         Algorithm::RS256 => DecodingKey::from_rsa_pem(key),
         other => return Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
     }
-    .map_err(unusable)?;
+    .map_err(|e| key_error(alg, key, e))?;
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     let data = decode::<Claims>(token, &key, &validation).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
     UserId::parse(&data.claims.sub).map_err(|e| Problem::unauthorized(format!("invalid token subject: {e}")))
+}
+
+/// Why the configured public key cannot check a token claiming `alg`. There is
+/// one public key: a key for the other algorithm refuses the token (401); a
+/// key for neither is a misconfiguration (503).
+fn key_error(alg: Algorithm, pem: &[u8], e: jsonwebtoken::errors::Error) -> Problem {
+    let other_fits = match alg {
+        Algorithm::EdDSA => DecodingKey::from_rsa_pem(pem).is_ok(),
+        _ => DecodingKey::from_ed_pem(pem).is_ok(),
+    };
+    if other_fits {
+        Problem::unauthorized(format!("tokens signed with {alg:?} are not accepted: the configured key is for another algorithm"))
+    } else {
+        Problem::unavailable(format!("unusable JWT key: {e}"))
+    }
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -128,6 +142,11 @@ mod tests {
         // A token checked with the other key, or claiming another algorithm, fails.
         assert_eq!(verify(&ed, Algorithm::RS256, RSA_PUBLIC).unwrap_err().status, 401);
         assert_eq!(verify(&rsa, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);
+        // A token claiming the algorithm the configured key is not for is refused,
+        // whatever it carries; a key for neither is the operator's problem.
+        assert_eq!(verify(&ed, Algorithm::RS256, ED_PUBLIC).unwrap_err().status, 401);
+        assert_eq!(verify(&rsa, Algorithm::EdDSA, RSA_PUBLIC).unwrap_err().status, 401);
+        assert_eq!(verify(&ed, Algorithm::EdDSA, b"not a key").unwrap_err().status, 503);
         let expired = json!({"sub": "dave", "exp": now() - 3600});
         let old = encode(&Header::new(Algorithm::EdDSA), &expired, &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap()).unwrap();
         assert_eq!(verify(&old, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);

@@ -35,7 +35,18 @@ async fn handle(req: Request) -> impl IntoResponse {
     router.patch_async("/api/:user_id/tasks/:id/complete", |req, params| respond(routes::toggle_complete(req, params)));
     // Dapr service invocation only (recurring-service): the next occurrence of a series.
     router.post_async("/internal/todo/:user_id/occurrences", |req, params| respond(routes::create_occurrence(req, params)));
-    router.handle_async(req).await
+    problem_if_unrouted(router.handle_async(req).await)
+}
+
+/// Spin's router answers a path no route has (404) or a method the route does
+/// not take (405) in plain text; this API answers every error as problem+json.
+fn problem_if_unrouted(response: Response) -> Response {
+    match *response.status() {
+        _ if response.header("content-type").is_some() => response,
+        404 => Problem::not_found("no such route").into_response(),
+        405 => Problem::new(405, "Method Not Allowed", "this route does not take this method").into_response(),
+        _ => response,
+    }
 }
 
 /// The OpenAPI document of this API (`specs/contracts/openapi.json`).

@@ -71,3 +71,13 @@ fn bad_bodies_are_4xx_naming_the_field_and_write_nothing() {
     }
     assert_no_tasks(&stack, &user);
 }
+
+#[test]
+fn unknown_routes_and_methods_are_problems_too() {
+    let Some(stack) = Stack::get() else { return };
+    let user = fresh_user("routes");
+    let auth = format!("Bearer {}", stack.token(&user));
+    assert_problem(&send("GET", &format!("{}/api/{user}/nope", stack.api), &[("authorization", &auth)], None), 404);
+    assert_problem(&send("DELETE", &format!("{}/api/{user}/tasks", stack.api), &[("authorization", &auth)], None), 405);
+    assert_no_tasks(&stack, &user);
+}

@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use component_kit::{auth, delivery, health, Problem, Settings};
-use dapr_http::{Dapr, DaprError, PublishMeta, StateOp, Versioned};
+use dapr_http::{Dapr, DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
 use todo_domain::reminder::{self, Firing, JobData, Projection, REMINDERS_TOPIC, REMINDER_DUE_TYPE};
@@ -25,6 +25,9 @@ const APP_ID: &str = "reminder-service";
 const MAX_ATTEMPTS: usize = 16;
 /// Re-reads (25 ms apart) of a projection that lags the job's event.
 const PROJECTION_WAITS: usize = 20;
+/// A reminder whose firing fails (broker down, sidecar restarting) is tried
+/// again every 2 s for an hour; the scheduler's default gives up after 3 s.
+const JOB_RETRY: JobRetry = JobRetry { interval_secs: 2, max_retries: 1800 };
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
@@ -74,7 +77,7 @@ async fn project(dapr: &Dapr, settings: &Settings, event: &TaskEvent) -> Result<
             dapr.delete_job(name).await?;
         }
         for job in &plan.schedule {
-            dapr.schedule_job(&job.name, &rfc3339(job.due_time), &job.data, true).await?;
+            dapr.schedule_job(&job.name, &rfc3339(job.due_time), &job.data, true, JOB_RETRY).await?;
         }
         let write = match etag {
             Some(etag) => StateOp::upsert(&key, &plan.next, Some(etag)),
@@ -131,7 +134,7 @@ async fn fire(dapr: &Dapr, settings: &Settings, name: &str, data: &JobData) -> R
                 return Ok("SKIPPED");
             }
             Firing::Early(at) => {
-                dapr.schedule_job(name, &rfc3339(at), data, true).await?;
+                dapr.schedule_job(name, &rfc3339(at), data, true, JOB_RETRY).await?;
                 return Ok("RESCHEDULED");
             }
             Firing::Fire(due) => {

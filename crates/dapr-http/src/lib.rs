@@ -255,14 +255,30 @@ impl Dapr {
     }
 }
 
+/// How the scheduler retries a job whose callback fails: every
+/// `interval_secs` seconds, at most `max_retries` times, then the job is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRetry {
+    /// Seconds between two attempts.
+    pub interval_secs: u32,
+    /// Attempts after the first.
+    pub max_retries: u32,
+}
+
 /// Dapr Jobs API (stable `v1.0` of Dapr 1.18). Jobs live on the scheduler and
 /// are delivered only to the app-id that scheduled them, as `POST /job/{name}`.
 impl Dapr {
     /// Schedules the one-shot job `name` at `due_time` (RFC 3339 with offset)
-    /// with `data` as the body of its callback. With `overwrite`, a job of the
-    /// same name is replaced, so scheduling again is idempotent.
-    pub async fn schedule_job(&self, name: &str, due_time: &str, data: &impl Serialize, overwrite: bool) -> Result<(), DaprError> {
-        let body = serde_json::json!({ "dueTime": due_time, "data": to_value(data), "overwrite": overwrite });
+    /// with `data` as the body of its callback, retried as `retry` says. With
+    /// `overwrite`, a job of the same name is replaced, so scheduling again is
+    /// idempotent.
+    pub async fn schedule_job(&self, name: &str, due_time: &str, data: &impl Serialize, overwrite: bool, retry: JobRetry) -> Result<(), DaprError> {
+        let body = serde_json::json!({
+            "dueTime": due_time,
+            "data": to_value(data),
+            "overwrite": overwrite,
+            "failurePolicy": { "constant": { "interval": format!("{}s", retry.interval_secs), "maxRetries": retry.max_retries } },
+        });
         let body = serde_json::to_vec(&body).map_err(|e| DaprError::Decode(e.to_string()))?;
         self.call_ok(Method::Post, &format!("/v1.0/jobs/{}", encode(name)), Some(body)).await?;
         Ok(())

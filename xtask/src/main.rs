@@ -4,14 +4,16 @@
 //! cargo xtask bootstrap                 install pinned tools into the cache
 //! cargo xtask build                     build every component for wasm32-wasip2
 //! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
-//! cargo xtask test                      unit tests + end-to-end on both stores
+//! cargo xtask test                      unit tests, end-to-end on both stores, chaos
 //! cargo xtask bench [--store ...]       latency and throughput of the real stack
+//! cargo xtask chaos [--store ...]       load while killing parts; check invariants
 //! cargo xtask token <user> [--ttl SECS] print a development JWT
 //! ```
 
 mod bench;
 mod bootstrap;
 mod build;
+mod chaos;
 mod manifests;
 mod paths;
 mod stack;
@@ -34,6 +36,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "bootstrap" => bootstrap::Tools::install().map(drop),
         "bench" => bench::run(&bootstrap::Tools::install()?, parse_store(rest)?),
         "build" => build::components(),
+        "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?).map(drop),
         "dev" => dev(rest),
         "test" => test(rest),
         "token" => token::print(rest),
@@ -79,13 +82,16 @@ fn test(args: &[String]) -> Result<()> {
     manifests::check(&paths::root(), &paths::cache())?;
     build::components()?;
     build::check_targets(&tools)?;
-    for store in stores {
+    for &store in &stores {
         println!("\n== end-to-end suite on the {store} store ==");
         let stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
         let result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &stack.test_env());
         drop(stack);
         passed += result.with_context(|| format!("end-to-end suite failed on the {store} store"))?;
     }
+    // Every invariant under kill -9 of each kind of process, on the first store.
+    println!("\n== chaos on the {} store ==", stores[0]);
+    passed += chaos::run(&tools, stores[0])?;
     // A plain closing line for CI: every runner above stops at its first failure.
     println!("\nxtask: {passed} passed, 0 failed");
     Ok(())

@@ -18,11 +18,10 @@ use crate::paths;
 
 /// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
 /// (gRPC 3520+i, internal gRPC 3530+i, public 3510+i, metrics 3540+i, profile
-/// 3550+i), all
-/// shifted by [`Ports`]' offset. Every port of the stack
-/// lies below the kernel's ephemeral range (32768+), where an outgoing
-/// connection could take it first; the scheduler's 50006 is the architecture's
-/// default and starts before the rest.
+/// 3550+i), all shifted by [`Ports`]' offset. Every port of the stack lies
+/// below the kernel's ephemeral range (32768+), where an outgoing connection,
+/// or its TIME_WAIT, could hold it: so the local scheduler listens on 3560,
+/// not on the cluster's 50006, and can be restarted while the stack is busy.
 pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
@@ -64,7 +63,7 @@ impl Ports {
         self.at(9093, 0)
     }
     fn scheduler(self) -> u16 {
-        self.at(50006, 0)
+        self.at(3560, 0)
     }
     fn postgres(self) -> u16 {
         self.at(25432, 0)
@@ -110,12 +109,61 @@ pub enum Mode {
     Test,
     /// `cargo xtask bench`: a fresh, empty stack under `target/stack/bench-<store>`.
     Bench,
+    /// `cargo xtask chaos`: a fresh, empty stack under `target/stack/chaos-<store>`.
+    Chaos,
+}
+
+/// How to tell that a process is ready to serve.
+enum Probe {
+    /// `GET` answers 2xx.
+    Http(String),
+    /// The TCP port accepts connections.
+    Port(u16),
+}
+
+impl Probe {
+    fn ready(&self) -> bool {
+        match self {
+            Probe::Http(url) => http_ok(url),
+            Probe::Port(port) => port_open(*port),
+        }
+    }
+}
+
+/// What started a process, so that it can be started again.
+struct Launch {
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    cwd: Option<PathBuf>,
+}
+
+impl Launch {
+    fn of(cmd: &Command) -> Launch {
+        Launch {
+            program: cmd.get_program().to_owned(),
+            args: cmd.get_args().map(ToOwned::to_owned).collect(),
+            env: cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect(),
+            cwd: cmd.get_current_dir().map(Path::to_path_buf),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
 }
 
 struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    launch: Launch,
+    probe: Probe,
 }
 
 /// A running local stack.
@@ -163,6 +211,7 @@ impl Stack {
             Mode::Dev => format!("dev-{store}{suffix}"),
             Mode::Test => format!("test-{store}{suffix}"),
             Mode::Bench => format!("bench-{store}{suffix}"),
+            Mode::Chaos => format!("chaos-{store}{suffix}"),
         });
         if mode != Mode::Dev && run_dir.exists() {
             fs::remove_dir_all(&run_dir).with_context(|| format!("cleaning {}", run_dir.display()))?;
@@ -184,48 +233,63 @@ impl Stack {
         for (i, app) in APPS.iter().enumerate() {
             stack.start_host(tools, i, app)?;
         }
-        for (i, app) in APPS.iter().enumerate() {
+        // The first sidecar creates the state store's tables; five at once on a
+        // fresh PostgreSQL race on `CREATE TABLE IF NOT EXISTS` and one fails.
+        stack.start_daprd(tools, store, 0, APPS[0])?;
+        stack.wait(&format!("daprd-{}", APPS[0]))?;
+        for (i, app) in APPS.iter().enumerate().skip(1) {
             stack.start_daprd(tools, store, i, app)?;
         }
-        for (i, app) in APPS.iter().enumerate() {
-            let port = ports.dapr(i);
-            stack.wait(&format!("daprd {app}"), || http_ok(&format!("http://127.0.0.1:{port}/v1.0/healthz")))?;
+        for app in APPS {
+            stack.wait(&format!("daprd-{app}"))?;
         }
         Ok(stack)
     }
 
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> Result<()> {
+    fn spawn(&mut self, name: &str, cmd: &mut Command, probe: Probe) -> Result<()> {
         let log = self.run_dir.join("logs").join(format!("{name}.log"));
-        let out = fs::File::create(&log)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
-        self.procs.push(Proc { name: name.to_owned(), child, log });
+        let child = start_logged(cmd, &log, false).with_context(|| format!("cannot start {name}: {cmd:?}"))?;
+        self.procs.push(Proc { name: name.to_owned(), child, log, launch: Launch::of(cmd), probe });
         Ok(())
     }
 
-    /// Waits until `ready`, failing early with the log when the process dies.
-    fn wait(&mut self, name: &str, ready: impl Fn() -> bool) -> Result<()> {
+    fn proc_mut(&mut self, name: &str) -> Result<&mut Proc> {
+        self.procs.iter_mut().find(|p| p.name == name).with_context(|| format!("the stack has no process `{name}`"))
+    }
+
+    /// Waits until `name` is ready, failing early with its log when it dies.
+    fn wait(&mut self, name: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let proc_name = name.replace(' ', "-");
+        let p = self.proc_mut(name)?;
         loop {
-            if ready() {
+            if p.probe.ready() {
                 return Ok(());
             }
-            if let Some(p) = self.procs.iter_mut().find(|p| p.name == proc_name || p.name == name) {
-                if let Some(status) = p.child.try_wait()? {
-                    bail!("{name} exited during start ({status}); log {}:\n{}", p.log.display(), tail(&p.log));
-                }
+            if let Some(status) = p.child.try_wait()? {
+                bail!("{name} exited during start ({status}); log {}:\n{}", p.log.display(), tail(&p.log));
             }
             if Instant::now() > deadline {
-                let log = self.run_dir.join("logs").join(format!("{proc_name}.log"));
-                bail!("{name} did not become healthy within 120 s; log {}:\n{}", log.display(), tail(&log));
+                bail!("{name} did not become healthy within 120 s; log {}:\n{}", p.log.display(), tail(&p.log));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills `name` (e.g. `kafka`, `scheduler`, `host-todo-api`,
+    /// `daprd-audit-service`) with SIGKILL, as a crash would.
+    pub fn kill(&mut self, name: &str) -> Result<()> {
+        let p = self.proc_mut(name)?;
+        p.child.kill().with_context(|| format!("killing {name}"))?;
+        p.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts `name` again with the command that first started it (its log
+    /// continues) and waits until it is ready.
+    pub fn restart(&mut self, name: &str) -> Result<()> {
+        let p = self.proc_mut(name)?;
+        p.child = start_logged(&mut p.launch.command(), &p.log, true).with_context(|| format!("cannot restart {name}"))?;
+        self.wait(name)
     }
 
     fn start_postgres(&mut self) -> Result<()> {
@@ -314,9 +378,9 @@ impl Stack {
                 bail!("formatting Kafka storage failed:\n{}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        self.spawn("kafka", java("kafka.Kafka").arg(&props))?;
         let kafka = self.ports.kafka();
-        self.wait("kafka", || port_open(kafka))?;
+        self.spawn("kafka", java("kafka.Kafka").arg(&props), Probe::Port(kafka))?;
+        self.wait("kafka")?;
         for topic in TOPICS {
             let out = java("org.apache.kafka.tools.TopicCommand")
                 .args(["--bootstrap-server", &format!("127.0.0.1:{kafka}"), "--create", "--if-not-exists"])
@@ -348,8 +412,9 @@ impl Stack {
                 .args(["--identity-directory-write"])
                 .arg(data.join("identity"))
                 .current_dir(&self.run_dir),
+            Probe::Http(format!("http://127.0.0.1:{healthz}/healthz")),
         )?;
-        self.wait("scheduler", || http_ok(&format!("http://127.0.0.1:{healthz}/healthz")))?;
+        self.wait("scheduler")?;
         self.summary.push(("scheduler".into(), format!("127.0.0.1:{scheduler}"), self.run_dir.join("logs/scheduler.log")));
         Ok(())
     }
@@ -380,8 +445,8 @@ impl Stack {
             }
         };
         let name = format!("host-{app}");
-        self.spawn(&name, cmd.current_dir(&root))?;
-        self.wait(&name, || http_ok(&format!("http://127.0.0.1:{port}/healthz/{app}")))?;
+        self.spawn(&name, cmd.current_dir(&root), Probe::Http(format!("http://127.0.0.1:{port}/healthz/{app}")))?;
+        self.wait(&name)?;
         self.summary.push((name.clone(), format!("http://127.0.0.1:{port}"), self.run_dir.join(format!("logs/{name}.log"))));
         Ok(())
     }
@@ -420,6 +485,7 @@ impl Stack {
                     format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()),
                 )
                 .current_dir(&self.run_dir),
+            Probe::Http(format!("http://127.0.0.1:{}/v1.0/healthz", ports.dapr(index))),
         )?;
         self.record_command(&name, &cmd)?;
         self.summary.push((name.clone(), format!("http://127.0.0.1:{}", ports.dapr(index)), self.run_dir.join(format!("logs/{name}.log"))));
@@ -467,6 +533,11 @@ impl Stack {
     /// The PID of the process `name` (e.g. `host-notify-service`, `daprd-notify-service`).
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
+    }
+
+    /// The Kafka broker's `host:port`.
+    pub fn kafka_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.kafka())
     }
 
     /// Environment for the end-to-end suite.
@@ -557,6 +628,12 @@ impl Drop for Stack {
             let _ = cmd.arg("-D").arg(data).args(["-m", "fast", "stop"]).stdout(Stdio::null()).status();
         }
     }
+}
+
+/// Spawns `cmd` with stdout and stderr into `log` (appended to, or truncated).
+fn start_logged(cmd: &mut Command, log: &Path, append: bool) -> Result<Child> {
+    let out = fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(log)?;
+    Ok(cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).spawn()?)
 }
 
 /// Stops a process this stack did not spawn itself (one a test respawned):

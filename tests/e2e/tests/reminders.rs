@@ -252,6 +252,8 @@ fn a_late_reminder_fires_at_once_only_while_the_task_is_due() {
 }
 
 /// Restarts reminder-service's daprd from the command line xtask recorded.
+// The new daprd outlives this test: the stack stops it by its PID file.
+#[allow(clippy::zombie_processes)]
 fn restart_reminder_sidecar(ctx: &Ctx) -> u32 {
     let dir = std::path::PathBuf::from(std::env::var("TODO_STACK_DIR").expect("TODO_STACK_DIR is not set")).join("cmd");
     let name = "daprd-reminder-service";

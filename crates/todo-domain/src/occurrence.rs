@@ -33,7 +33,8 @@
 //!   its rule: its day comes from each completion.
 //! - **End.** `COUNT` counts the occurrences of the series: occurrence n + 1
 //!   exists only if n + 1 <= COUNT. `UNTIL` (inclusive): the next due date must
-//!   not be after it.
+//!   not be after it. A series also ends where its next due date, or a moved
+//!   reminder, would leave the years 0000–9999 (in UTC), which the API refuses.
 //! - **Reminders.** Offsets stay offsets (before the new due date). An absolute
 //!   reminder moves with the due date: it is shifted by (new due - old due), so
 //!   "the evening before" stays the evening before.
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::recurrence::{Frequency, RecurrenceEnd};
-use crate::schedule::Reminder;
+use crate::schedule::{in_range, Reminder};
 use crate::{Anchor, DomainError, EventType, NewTask, RecurrenceRule, Rule, Task, TaskEvent, TaskId, TimeZone, UserId, UserLedger};
 
 /// Most candidate instants examined for one next occurrence (a daily rule
@@ -101,6 +102,9 @@ pub fn next_occurrence(
         if next > until {
             return None;
         }
+    }
+    if !in_range(next) {
+        return None;
     }
     Some(NextOccurrence { due_at: next, rule: carried })
 }
@@ -211,10 +215,10 @@ impl OccurrenceRequest {
             .as_slice()
             .iter()
             .map(|r| match r {
-                Reminder::Before(_) => r.to_string(),
-                Reminder::At(at) => Reminder::At(*at + shift).to_string(),
+                Reminder::Before(_) => Some(r.to_string()),
+                Reminder::At(at) => Some(*at + shift).filter(|t| in_range(*t)).map(|t| Reminder::At(t).to_string()),
             })
-            .collect();
+            .collect::<Option<_>>()?;
         let body = serde_json::json!({
             "title": task.title,
             "description": task.description,
@@ -454,6 +458,17 @@ mod tests {
         assert_eq!(OccurrenceRequest::next_of(&open), None);
         assert_eq!(OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":1,"task":{"title":"x"}}"#).unwrap_err().field, "occurrence");
         assert_eq!(OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":2,"task":{}}"#).unwrap_err().field, "task.title");
+    }
+
+    #[test]
+    fn series_end_where_the_api_takes_no_more_dates() {
+        // Found by the fuzz checks: the next occurrence was due in the year 10000, which the API refuses.
+        let due = at("9999-12-31T09:00:00Z");
+        assert_eq!(next_occurrence(&rule("FREQ=DAILY"), TimeZone::UTC, due, 1, due), None);
+        let body = serde_json::json!({"title": "x", "due_at": "9999-01-01T09:00:00Z", "reminders": ["9999-12-31T00:00:00Z"], "recurrence": {"text": "every month"}});
+        let task = completed_task(body, "2026-01-02T00:00:00Z");
+        assert!(next_occurrence(task.recurrence.as_ref().unwrap(), TimeZone::UTC, task.due_at.unwrap(), 1, at("2026-01-02T00:00:00Z")).is_some());
+        assert_eq!(OccurrenceRequest::next_of(&task), None, "the moved reminder would be in the year 10000");
     }
 
     fn zones() -> impl Strategy<Value = &'static str> {

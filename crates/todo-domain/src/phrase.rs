@@ -240,7 +240,8 @@ pub fn describe(rule: &RecurrenceRule) -> Option<String> {
     let end = match rule.end() {
         None => String::new(),
         Some(RecurrenceEnd::Count(c)) => format!(" for {c} {}", if c == 1 { "time" } else { "times" }),
-        Some(RecurrenceEnd::Until(u)) if (u.hour(), u.minute(), u.second()) == (23, 59, 59) => {
+        // Not a leap second (23:59:60), which chrono reads as 23:59:59 plus a second of nanoseconds.
+        Some(RecurrenceEnd::Until(u)) if (u.hour(), u.minute(), u.second(), u.nanosecond()) == (23, 59, 59, 0) => {
             format!(" until {:04}-{:02}-{:02}", u.year(), u.month(), u.day())
         }
         Some(RecurrenceEnd::Until(_)) => return None,
@@ -313,6 +314,8 @@ mod tests {
             ("FREQ=YEARLY;COUNT=3", Anchor::Due, Some("every year for 3 times")),
             ("FREQ=DAILY;UNTIL=20261231T235959Z", Anchor::Due, Some("every day until 2026-12-31")),
             ("FREQ=DAILY;UNTIL=20261231T120000Z", Anchor::Due, None),
+            // Found by the fuzz checks: a leap second was said as the end of the day, which reads back as 23:59:59.
+            ("FREQ=YEARLY;UNTIL=20031231T235960Z", Anchor::Due, None),
             ("FREQ=MONTHLY;BYDAY=1MO", Anchor::Due, None),
             ("FREQ=MONTHLY;BYMONTHDAY=-2", Anchor::Due, None),
         ] {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::fields::deserialize_via_parse;
@@ -19,10 +19,22 @@ const DAY: u32 = 24 * HOUR;
 const WEEK: u32 = 7 * DAY;
 
 /// Parses an RFC 3339 timestamp with an offset (`Z` or `±hh:mm`) into a UTC instant.
+///
+/// The instant must fall in the years 0000–9999 in UTC too, so that it is
+/// written back (always in UTC) in a form this reads.
 pub fn parse_instant(raw: &str, field: &str) -> Result<DateTime<Utc>, DomainError> {
-    DateTime::parse_from_rfc3339(raw)
+    let instant = DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| DomainError::new(field, Rule::Format, "must be an RFC 3339 timestamp with offset, e.g. 2026-03-01T09:00:00+01:00"))
+        .map_err(|_| DomainError::new(field, Rule::Format, "must be an RFC 3339 timestamp with offset, e.g. 2026-03-01T09:00:00+01:00"))?;
+    if !in_range(instant) {
+        return Err(DomainError::new(field, Rule::OutOfRange, "must be in the years 0000 to 9999 in UTC"));
+    }
+    Ok(instant)
+}
+
+/// Whether `instant` is in the years 0000–9999 in UTC, as [`parse_instant`] requires.
+pub(crate) fn in_range(instant: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&instant.year())
 }
 
 /// An IANA time zone name (`Europe/Paris`, `UTC`, ...), as known to `chrono-tz`.
@@ -303,6 +315,18 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-03-01T08:00:00+00:00");
         assert_eq!(parse_instant("2026-03-01T09:00:00", "due_at").unwrap_err().rule, Rule::Format);
         assert_eq!(parse_instant("tomorrow", "due_at").unwrap_err().field, "due_at");
+    }
+
+    #[test]
+    fn instants_stay_in_four_digit_years_in_utc() {
+        // Found by the fuzz checks: UTC writes these as -0001-... and +10000-..., which no longer parse.
+        for raw in ["0000-01-01T00:30:00+01:00", "9999-12-31T20:00:00-04:00"] {
+            assert_eq!(parse_instant(raw, "due_at").unwrap_err().rule, Rule::OutOfRange, "{raw}");
+        }
+        for raw in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59+01:00"] {
+            let t = parse_instant(raw, "due_at").unwrap();
+            assert_eq!(parse_instant(&Reminder::At(t).to_string(), "due_at"), Ok(t), "{raw}");
+        }
     }
 
     #[test]

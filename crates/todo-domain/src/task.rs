@@ -244,7 +244,9 @@ fn check_schedule(due_at: Option<DateTime<Utc>>, reminders: &Reminders, recurren
 pub(crate) fn body_error(e: serde_json::Error) -> DomainError {
     let msg = e.to_string();
     if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
+        // serde writes "unknown field `NAME`, expected ..."; NAME may itself hold a backtick.
+        let end = rest.rfind("`, expected").or_else(|| rest.rfind("`, there are no fields")).or_else(|| rest.find('`'));
+        let field = &rest[..end.unwrap_or(rest.len())];
         return DomainError::new(field, Rule::Unknown, "is not a known field");
     }
     DomainError::new("body", Rule::Format, format!("invalid JSON: {msg}"))
@@ -437,6 +439,8 @@ mod tests {
     fn new_task_refuses_unknown_fields_and_wrong_types() {
         let e = NewTask::from_json(br#"{"title":"x","titel":"y"}"#).unwrap_err();
         assert_eq!((e.field.as_str(), e.rule), ("titel", Rule::Unknown));
+        let e = NewTask::from_json(br#"{"title":"x","a`, expected b`c":1}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.rule), ("a`, expected b`c", Rule::Unknown), "the whole name, backticks and all");
         assert_eq!(NewTask::from_json(br#"{"title":5}"#).unwrap_err().rule, Rule::Format);
         assert_eq!(NewTask::from_json(br#"{}"#).unwrap_err().rule, Rule::Required);
         assert_eq!(NewTask::from_json(b"{").unwrap_err().field, "body");

@@ -87,7 +87,7 @@ fn wasm_target() -> Result<()> {
 }
 
 /// `cargo install --locked <krate>@<version>` into `<cache>/<krate>-<version>`.
-fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
+pub fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
     let root = cache.join(format!("{krate}-{version}"));
     let path = root.join("bin").join(bin);
     if path.is_file() {

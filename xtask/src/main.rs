@@ -5,8 +5,9 @@
 //! cargo xtask build                     build every component for wasm32-wasip2
 //! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
 //! cargo xtask test                      unit tests, end-to-end on both stores, chaos
-//! cargo xtask bench [--store ...]       latency and throughput of the real stack
+//! cargo xtask bench [--store ...]       latency, throughput, memory; both stores by default
 //! cargo xtask chaos [--store ...]       load while killing parts; check invariants
+//! cargo xtask fuzz [target] [--seconds N]   fuzz the domain parsers (nightly)
 //! cargo xtask token <user> [--ttl SECS] print a development JWT
 //! ```
 
@@ -14,6 +15,7 @@ mod bench;
 mod bootstrap;
 mod build;
 mod chaos;
+mod fuzz;
 mod manifests;
 mod paths;
 mod stack;
@@ -34,10 +36,16 @@ fn run(args: Vec<String>) -> Result<()> {
     let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
     match cmd {
         "bootstrap" => bootstrap::Tools::install().map(drop),
-        "bench" => bench::run(&bootstrap::Tools::install()?, parse_store(rest)?),
+        "bench" => {
+            // Without --store: each store in turn, in one report.
+            let stores =
+                if rest.iter().any(|a| a == "--store") { vec![parse_store(rest)?] } else { vec![Store::Sqlite, Store::Postgres] };
+            bench::run(&bootstrap::Tools::install()?, &stores)
+        }
         "build" => build::components(),
         "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?).map(drop),
         "dev" => dev(rest),
+        "fuzz" => fuzz::run(rest),
         "test" => test(rest),
         "token" => token::print(rest),
         _ => {
@@ -79,6 +87,8 @@ fn test(args: &[String]) -> Result<()> {
         unit_args.extend(["--exclude", app]);
     }
     let mut passed = paths::cargo_test(&unit_args, &[])?;
+    // The fuzz targets' checks on stable; the fuzz crate is outside the workspace.
+    passed += paths::cargo_test(&["--manifest-path", "fuzz/Cargo.toml"], &[])?;
     manifests::check(&paths::root(), &paths::cache())?;
     build::components()?;
     build::check_targets(&tools)?;

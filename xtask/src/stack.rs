@@ -535,6 +535,16 @@ impl Stack {
         self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
     }
 
+    /// Every process of the stack with its PID, PostgreSQL's postmaster included.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut all: Vec<(String, u32)> = self.procs.iter().map(|p| (p.name.clone(), p.child.id())).collect();
+        let postmaster = self.postgres.as_ref().and_then(|data| fs::read_to_string(data.join("postmaster.pid")).ok());
+        if let Some(pid) = postmaster.and_then(|text| text.lines().next().and_then(|l| l.trim().parse().ok())) {
+            all.push(("postgres".into(), pid));
+        }
+        all
+    }
+
     /// The Kafka broker's `host:port`.
     pub fn kafka_bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.ports.kafka())

@@ -1,0 +1,156 @@
+//! The API under load: event delivery, create and list at fixed rates and in a
+//! closed loop, and a filtered list over 1,000 tasks.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::client::{Client, Users};
+use super::Series;
+
+/// Concurrent clients of the closed-loop runs.
+pub const CLIENTS: usize = 8;
+
+/// A request of the load runs.
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// Create a task.
+    Create,
+    /// List a user's tasks (20 seeded, first page of 50).
+    List,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::List => "list (20 tasks, limit 50)",
+        }
+    }
+
+    /// Sends request `seq` as user `user` of `users`; its latency in ms.
+    fn send(self, client: &Client, users: &Users, user: usize, seq: usize) -> Result<f64> {
+        let (name, token) = users.get(user);
+        let start = Instant::now();
+        match self {
+            Op::Create => client.create(name, token, &json!({ "title": format!("load {seq}") })).map(drop)?,
+            Op::List => client.get(&format!("{}/api/{name}/tasks?limit=50", client.api), token).map(drop)?,
+        }
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    }
+}
+
+/// POST -> the audit service has the event, 20 times in a row.
+pub fn event_delivery(client: &Client, run_id: u32) -> Result<Series> {
+    let user = format!("bench-delivery-{run_id}");
+    let token = client.token(&user)?;
+    let audit_url = format!("{}/audit/{user}?limit=500", client.audit);
+    let mut millis = Vec::new();
+    for i in 0..20 {
+        let start = Instant::now();
+        client.create(&user, &token, &json!({ "title": format!("delivery {i}") }))?;
+        loop {
+            let page = client.get(&audit_url, &token)?;
+            if page["items"].as_array().map_or(0, Vec::len) > i {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("event {i} did not reach the audit service within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        millis.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Series::latency("event delivery: POST -> audit entry", millis, "20 sequential creates, audit polled every 2 ms"))
+}
+
+/// Open loop: `rate` requests per second for `window`, each sent on time
+/// whether or not the earlier ones have answered, round-robin over `users`.
+pub fn fixed_rate(client: &Client, users: &Users, op: Op, rate: u32, window: Duration) -> Result<Series> {
+    let count = (f64::from(rate) * window.as_secs_f64()).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = Instant::now();
+    let results: Vec<Result<f64>> = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(count);
+        for i in 0..count {
+            if let Some(wait) = (start + interval * i as u32).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            handles.push(scope.spawn(move || op.send(client, users, i, i)));
+        }
+        handles.into_iter().map(|h| h.join().expect("bench thread")).collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let note = format!("{count} requests, open loop, over {} users in {seconds:.1} s", users.len());
+    tally(format!("{} at {rate} req/s", op.label()), results, seconds, note)
+}
+
+/// Closed loop: [`CLIENTS`] clients, each sending its next request as soon as
+/// the last one answered, for `window`. Client `k` uses only users `k`,
+/// `k + CLIENTS`, ..., so that two creates never race on one user's ledger
+/// (when `users` holds a multiple of [`CLIENTS`]).
+pub fn closed_loop(client: &Client, users: &Users, op: Op, window: Duration) -> Result<Series> {
+    let start = Instant::now();
+    let results: Vec<Result<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|k| {
+                scope.spawn(move || {
+                    let mut results = Vec::new();
+                    while start.elapsed() < window {
+                        let seq = results.len();
+                        results.push(op.send(client, users, k + CLIENTS * seq, seq));
+                    }
+                    results
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("bench thread")).collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let note = format!("{CLIENTS} clients, closed loop, over {} users for {seconds:.1} s", users.len());
+    tally(format!("{}, {CLIENTS} clients, max rate", op.label()), results, seconds, note)
+}
+
+/// The series of a load run: latencies of the successes, throughput over
+/// `seconds`; an error if every request failed.
+fn tally(name: String, results: Vec<Result<f64>>, seconds: f64, note: String) -> Result<Series> {
+    let mut millis = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(ms) => millis.push(ms),
+            Err(e) => errors.push(e),
+        }
+    }
+    let note = match errors.first() {
+        None => note,
+        Some(_) if millis.is_empty() => bail!("{name}: every request failed, first: {:#}", errors[0]),
+        Some(first) => format!("{note}; {} failed, first: {:.120}", errors.len(), format!("{first:#}")),
+    };
+    Ok(Series { per_second: Some(millis.len() as f64 / seconds), failed: errors.len(), note, ..Series::latency(name, millis, "") })
+}
+
+/// List with filters and sort for one user holding 1,000 tasks.
+pub fn filtered_list(client: &Client, run_id: u32) -> Result<Series> {
+    let user = format!("bench-thousand-{run_id}");
+    let token = client.token(&user)?;
+    let priorities = ["none", "low", "medium", "high", "urgent"];
+    for i in 0..1000 {
+        let body = json!({
+            "title": format!("task {i} {}", if i % 7 == 0 { "invoice" } else { "chore" }),
+            "priority": priorities[i % priorities.len()],
+            "tags": [format!("t{}", i % 10)],
+            "due_at": format!("2030-01-{:02}T09:00:00Z", 1 + i % 28),
+        });
+        client.create(&user, &token, &body).with_context(|| format!("seeding task {i}"))?;
+    }
+    let url = format!("{}/api/{user}/tasks?status=pending&priority=high&priority=urgent&tag=t3&q=chore&sort=due&limit=50", client.api);
+    let mut millis = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        client.get(&url, &token)?;
+        millis.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Series::latency("list with filters, 1,000 tasks", millis, "50 sequential requests: status, priority x2, tag, q, sort=due"))
+}

@@ -1,0 +1,111 @@
+//! HTTP access to the stack under test, as its users.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use crate::stack::{self, Stack};
+use crate::{paths, token};
+
+/// The services' addresses and one shared connection pool.
+pub struct Client {
+    agent: ureq::Agent,
+    /// Base URL of todo-api.
+    pub api: String,
+    /// Base URL of audit-service.
+    pub audit: String,
+    /// Base URL of notify-service.
+    pub notify: String,
+    secret: String,
+}
+
+impl Client {
+    /// A client of `stack`, signing tokens with the development secret.
+    pub fn new(stack: &Stack) -> Result<Client> {
+        let env: HashMap<String, String> = stack.test_env().into_iter().collect();
+        let secret = stack::dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+        // Enough idle connections for the concurrent loads, so that none pays a new connection.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .max_idle_connections(64)
+            .max_idle_connections_per_host(32)
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            api: env["TODO_API_URL"].clone(),
+            audit: env["AUDIT_SERVICE_URL"].clone(),
+            notify: env["NOTIFY_SERVICE_URL"].clone(),
+            secret,
+        })
+    }
+
+    /// A one-hour token for `user`.
+    pub fn token(&self, user: &str) -> Result<String> {
+        token::sign(user, 3600, self.secret.as_bytes())
+    }
+
+    /// Creates a task; fails unless the API answers `201`.
+    pub fn create(&self, user: &str, token: &str, body: &Value) -> Result<Value> {
+        let mut response = self
+            .agent
+            .post(format!("{}/api/{user}/tasks", self.api))
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(body)?;
+        if response.status() != 201 {
+            let body = response.body_mut().read_to_string()?;
+            // The problem's `detail` when there is one: the rest is boilerplate.
+            let detail = serde_json::from_str::<Value>(&body).ok().and_then(|p| p["detail"].as_str().map(str::to_owned));
+            bail!("create answered {}: {}", response.status(), detail.unwrap_or(body));
+        }
+        Ok(response.body_mut().read_json()?)
+    }
+
+    /// GETs `url` as JSON; fails unless it answers `200`.
+    pub fn get(&self, url: &str, token: &str) -> Result<Value> {
+        let mut response = self.agent.get(url).header("authorization", &format!("Bearer {token}")).call()?;
+        if response.status() != 200 {
+            bail!("GET {url} answered {}", response.status());
+        }
+        Ok(response.body_mut().read_json()?)
+    }
+}
+
+/// A set of bench users with their tokens.
+pub struct Users {
+    names: Vec<String>,
+    tokens: Vec<String>,
+}
+
+impl Users {
+    /// `count` users named `<prefix>-<i>`.
+    pub fn new(client: &Client, prefix: &str, count: usize) -> Result<Users> {
+        let names: Vec<String> = (0..count).map(|u| format!("{prefix}-{u}")).collect();
+        let tokens = names.iter().map(|u| client.token(u)).collect::<Result<_>>()?;
+        Ok(Users { names, tokens })
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The name and token of user `i` (modulo the count).
+    pub fn get(&self, i: usize) -> (&str, &str) {
+        let i = i % self.names.len();
+        (&self.names[i], &self.tokens[i])
+    }
+
+    /// Gives every user `tasks` high-priority tasks.
+    pub fn seed(&self, client: &Client, tasks: usize) -> Result<()> {
+        for (user, token) in self.names.iter().zip(&self.tokens) {
+            for i in 0..tasks {
+                client.create(user, token, &json!({ "title": format!("seed {i}"), "priority": "high" }))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -458,10 +458,9 @@ impl Stack {
         let secrets = root.join("dapr/secrets.dev.json");
         let app_token = dev_secret(&secrets, "app-api-token")?;
         let name = format!("daprd-{app}");
-        let mut cmd = Command::new(&tools.daprd);
         self.spawn(
             &name,
-            cmd
+            Command::new(&tools.daprd)
                 .args(["--app-id", app, "--app-port", &port(3000), "--app-protocol", "http"])
                 .args(["--app-channel-address", "127.0.0.1"])
                 .args(["--dapr-http-port", &port(3500), "--dapr-grpc-port", &port(3520)])
@@ -487,7 +486,7 @@ impl Stack {
                 .current_dir(&self.run_dir),
             Probe::Http(format!("http://127.0.0.1:{}/v1.0/healthz", ports.dapr(index))),
         )?;
-        self.record_command(&name, &cmd)?;
+        self.record_command(&name)?;
         self.summary.push((name.clone(), format!("http://127.0.0.1:{}", ports.dapr(index)), self.run_dir.join(format!("logs/{name}.log"))));
         Ok(())
     }
@@ -497,16 +496,17 @@ impl Stack {
     /// can restart it (kill the PID, spawn the same command). A test that does
     /// writes the new PID to `<run_dir>/cmd/<name>.pid`; the stack then stops
     /// that process too, and does not treat the first one's exit as a failure.
-    fn record_command(&self, name: &str, cmd: &Command) -> Result<()> {
+    fn record_command(&self, name: &str) -> Result<()> {
         let proc = self.procs.iter().find(|p| p.name == name).context("recording an unknown process")?;
+        let Launch { program, args, env, cwd } = &proc.launch;
         let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
         let env: serde_json::Map<String, serde_json::Value> =
-            cmd.get_envs().filter_map(|(k, v)| Some((text(k), serde_json::Value::String(text(v?))))).collect();
+            env.iter().map(|(k, v)| (text(k), serde_json::Value::String(text(v)))).collect();
         let record = serde_json::json!({
-            "program": text(cmd.get_program()),
-            "args": cmd.get_args().map(text).collect::<Vec<_>>(),
+            "program": text(program),
+            "args": args.iter().map(|a| text(a)).collect::<Vec<_>>(),
             "env": env,
-            "cwd": cmd.get_current_dir().map(|d| d.display().to_string()),
+            "cwd": cwd.as_ref().map(|d| d.display().to_string()),
             "log": proc.log.display().to_string(),
             "pid": proc.child.id(),
         });

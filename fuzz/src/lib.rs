@@ -14,7 +14,10 @@ use serde_json::{json, Map, Value};
 use todo_domain::occurrence::next_occurrence;
 use todo_domain::recurrence::RecurrenceEnd;
 use todo_domain::schedule::parse_instant;
-use todo_domain::{matches, page, phrase, Anchor, ListQuery, NewTask, OccurrenceRequest, RecurrenceRule, Task, TaskId, TaskPatch, TimeZone, UserId, UserLedger};
+use todo_domain::{
+    matches, page, phrase, Anchor, ListQuery, NewTask, OccurrenceRequest, RecurrenceRule, Task, TaskId, TaskPatch, TimeZone, UserId,
+    UserLedger,
+};
 
 /// Task JSON: the bodies of `POST`/`PUT` ([`NewTask::from_json`]) and `PATCH`
 /// ([`TaskPatch::from_json`]).
@@ -116,7 +119,8 @@ fn check_new_task(new: NewTask) {
         UserLedger::default().toggle_completed(&mut done, at("2026-01-03T00:00:00Z"));
         if let Some(request) = OccurrenceRequest::next_of(&done) {
             let body = serde_json::to_vec(&request).expect("a request serializes");
-            let (parsed, _) = OccurrenceRequest::from_json(&body).unwrap_or_else(|e| panic!("next occurrence {} refused: {e}", request.task));
+            let (parsed, _) =
+                OccurrenceRequest::from_json(&body).unwrap_or_else(|e| panic!("next occurrence {} refused: {e}", request.task));
             assert_eq!(parsed, request);
         }
     }
@@ -185,7 +189,10 @@ fn check_occurrences(first: &RecurrenceRule, zone: TimeZone, first_due: DateTime
             Some(RecurrenceEnd::Until(until)) => assert!(next.due_at <= until, "{raw}: {} after UNTIL", next.due_at),
             None => {}
         }
-        assert_eq!((next.rule.freq(), next.rule.interval(), next.rule.end(), next.rule.anchor()), (rule.freq(), rule.interval(), rule.end(), rule.anchor()));
+        assert_eq!(
+            (next.rule.freq(), next.rule.interval(), next.rule.end(), next.rule.anchor()),
+            (rule.freq(), rule.interval(), rule.end(), rule.anchor())
+        );
         if zone == TimeZone::UTC {
             let date = next.due_at.date_naive();
             assert_eq!(next.due_at.time(), first_due.time(), "{raw}: the time of day moved in UTC");
@@ -261,9 +268,12 @@ fn base_tasks() -> &'static [Task] {
     TASKS.get_or_init(|| {
         vec![
             task(1, json!({"title": "bare"})),
-            task(2, json!({"title": "Standup", "description": "notes", "priority": "high", "tags": ["work"],
+            task(
+                2,
+                json!({"title": "Standup", "description": "notes", "priority": "high", "tags": ["work"],
                 "due_at": "2026-01-05T09:00:00+01:00", "time_zone": "Europe/Berlin", "reminders": ["PT15M", "2026-01-04T18:00:00Z"],
-                "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=MO,TH;UNTIL=20261231T235959Z"}})),
+                "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=MO,TH;UNTIL=20261231T235959Z"}}),
+            ),
         ]
     })
 }

@@ -56,14 +56,16 @@ fn rrule() -> impl Strategy<Value = String> {
         list("(0|1|2|4|12|13)".boxed()).prop_map(|v| format!("BYMONTH={v}")).boxed(),
         "(WKST=MO|BYSETPOS=1|FREQ|=)".boxed(),
     ];
-    ("(RRULE:|rrule:|)", "FREQ=(DAILY|WEEKLY|MONTHLY|YEARLY)", proptest::collection::vec(part, 0..5), any::<bool>()).prop_map(|(prefix, freq, parts, lower)| {
-        let raw = format!("{prefix}{}", std::iter::once(freq).chain(parts).collect::<Vec<_>>().join(";"));
-        if lower {
-            raw.to_lowercase()
-        } else {
-            raw
-        }
-    })
+    ("(RRULE:|rrule:|)", "FREQ=(DAILY|WEEKLY|MONTHLY|YEARLY)", proptest::collection::vec(part, 0..5), any::<bool>()).prop_map(
+        |(prefix, freq, parts, lower)| {
+            let raw = format!("{prefix}{}", std::iter::once(freq).chain(parts).collect::<Vec<_>>().join(";"));
+            if lower {
+                raw.to_lowercase()
+            } else {
+                raw
+            }
+        },
+    )
 }
 
 /// A phrase following the grammar of `todo_domain::phrase`, with slips.
@@ -94,16 +96,22 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
     ];
     let strings = |s: BoxedStrategy<String>, max| proptest::collection::vec(s, 0..max).prop_map(Value::from).boxed();
     let right: BoxedStrategy<Value> = match field {
-        "title" | "description" => prop_oneof!["[a-zA-Z ]{1,12}", Just(" \r\n ".to_owned()), "\\PC{0,5}", Just("é".repeat(201))].prop_map(Value::from).boxed(),
+        "title" | "description" => {
+            prop_oneof!["[a-zA-Z ]{1,12}", Just(" \r\n ".to_owned()), "\\PC{0,5}", Just("é".repeat(201))].prop_map(Value::from).boxed()
+        }
         "priority" => "(none|low|medium|high|urgent|max|)".prop_map(Value::from).boxed(),
         "tags" => strings("(Home|home|work| a  b |café|a,b|x!|[a-z]{41})".boxed(), 22),
         "due_at" => instant().prop_map(Value::from).boxed(),
-        "time_zone" => "(UTC|Europe/Berlin|America/New_York|Australia/Lord_Howe|Asia/Kolkata|europe/paris|Mars/Olympus)".prop_map(Value::from).boxed(),
+        "time_zone" => {
+            "(UTC|Europe/Berlin|America/New_York|Australia/Lord_Howe|Asia/Kolkata|europe/paris|Mars/Olympus)".prop_map(Value::from).boxed()
+        }
         "reminders" => strings(prop_oneof!["PT(0S|15M|1H|90M)|P(1D|1W|365D|366D|1M)", instant()].boxed(), 7),
-        "recurrence" => (proptest::option::of(rrule()), proptest::option::of(phrase()), "(due|completion|start|)").prop_map(|(rrule, text, anchor)| {
-            let parts = [("rrule", rrule), ("text", text), ("anchor", Some(anchor).filter(|a| !a.is_empty()))];
-            Value::Object(parts.into_iter().filter_map(|(name, v)| Some((name.to_owned(), Value::from(v?)))).collect::<Map<_, _>>())
-        }).boxed(),
+        "recurrence" => (proptest::option::of(rrule()), proptest::option::of(phrase()), "(due|completion|start|)")
+            .prop_map(|(rrule, text, anchor)| {
+                let parts = [("rrule", rrule), ("text", text), ("anchor", Some(anchor).filter(|a| !a.is_empty()))];
+                Value::Object(parts.into_iter().filter_map(|(name, v)| Some((name.to_owned(), Value::from(v?)))).collect::<Map<_, _>>())
+            })
+            .boxed(),
         _ => any::<bool>().prop_map(Value::from).boxed(),
     };
     prop_oneof![6 => right, 1 => any_json].boxed()
@@ -113,7 +121,8 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
 fn task_body() -> impl Strategy<Value = String> {
     let fields = ["title", "description", "priority", "tags", "due_at", "time_zone", "reminders", "recurrence", "completed", "titel"];
     let weights = [0.9, 0.3, 0.3, 0.3, 0.6, 0.4, 0.4, 0.5, 0.2, 0.02];
-    let values: Vec<_> = fields.into_iter().zip(weights).map(|(f, w)| proptest::option::weighted(w, field_value(f)).prop_map(move |v| (f, v))).collect();
+    let values: Vec<_> =
+        fields.into_iter().zip(weights).map(|(f, w)| proptest::option::weighted(w, field_value(f)).prop_map(move |v| (f, v))).collect();
     values.prop_map(|fields| Value::Object(fields.into_iter().filter_map(|(f, v)| Some((f.to_owned(), v?))).collect()).to_string())
 }
 

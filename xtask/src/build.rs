@@ -76,7 +76,9 @@ fn spin_only_probe(tools: &Tools) -> Result<PathBuf> {
         "package fermyon:spin@2.0.0;\n\ninterface key-value {\n  get: func(key: string) -> option<list<u8>>;\n}\n",
     )?;
     let (core, probe) = (dir.join("core.wasm"), dir.join("probe.wasm"));
-    paths::run(Command::new(&tools.wasm_tools).args(["component", "embed", "--dummy", "--world", "spin-only"]).arg(&dir).arg("-o").arg(&core))?;
+    paths::run(
+        Command::new(&tools.wasm_tools).args(["component", "embed", "--dummy", "--world", "spin-only"]).arg(&dir).arg("-o").arg(&core),
+    )?;
     paths::run(Command::new(&tools.wasm_tools).args(["component", "new"]).arg(&core).arg("-o").arg(&probe))?;
     Ok(probe)
 }

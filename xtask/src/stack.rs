@@ -187,11 +187,7 @@ fn port_open(port: u16) -> bool {
 }
 
 fn http_ok(url: &str) -> bool {
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).http_status_as_error(false).build().new_agent();
     matches!(agent.get(url).call(), Ok(r) if r.status().is_success())
 }
 
@@ -321,11 +317,8 @@ impl Stack {
                     dir = parent;
                 }
             }
-            let status = as_pg("initdb")
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
-                .arg(&data)
-                .stdout(Stdio::null())
-                .status()?;
+            let status =
+                as_pg("initdb").args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"]).arg(&data).stdout(Stdio::null()).status()?;
             if !status.success() {
                 bail!("initdb failed for {}", data.display());
             }
@@ -344,7 +337,8 @@ impl Stack {
             bail!("PostgreSQL did not start; log {}:\n{}", log.display(), tail(&log));
         }
         self.postgres = Some(data);
-        let _ = as_pg("createdb").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "todo"]).stderr(Stdio::null()).status();
+        let _ =
+            as_pg("createdb").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "todo"]).stderr(Stdio::null()).status();
         self.summary.push(("postgresql".into(), format!("127.0.0.1:{port} db todo"), log));
         Ok(())
     }
@@ -479,10 +473,7 @@ impl Stack {
                 .env("TODO_SECRETS_FILE", &secrets)
                 .env("TODO_KAFKA_BROKERS", format!("127.0.0.1:{}", ports.kafka()))
                 .env("TODO_SQLITE_FILE", self.run_dir.join("state.db"))
-                .env(
-                    "TODO_PG_CONNECTION",
-                    format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()),
-                )
+                .env("TODO_PG_CONNECTION", format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()))
                 .current_dir(&self.run_dir),
             Probe::Http(format!("http://127.0.0.1:{}/v1.0/healthz", ports.dapr(index))),
         )?;

@@ -180,11 +180,8 @@ async fn changes(req: Request, user: String, _: Params) -> Result<Response, Prob
     let query = ChangesQuery::parse(req.query())?;
     let head = read_head(&dapr, &settings.state_store, &feed_head(&user)).await?;
     let range = query.range(head);
-    let items = if range.is_empty() {
-        Vec::new()
-    } else {
-        load_feed(&dapr, &settings.state_store, &user, *range.start(), *range.end()).await?
-    };
+    let items =
+        if range.is_empty() { Vec::new() } else { load_feed(&dapr, &settings.state_store, &user, *range.start(), *range.end()).await? };
     Ok(json(200, &query.page(head, items)))
 }
 

@@ -47,11 +47,22 @@ async fn task_event(req: Request) -> Response {
     match dapr.invoke_post(TODO_API, &method, &request).await {
         Ok((200..=299, _)) => delivery::status("SUCCESS"),
         Ok((code @ (400 | 413 | 415 | 422), body)) => {
-            eprintln!("dropping {}: todo-api refused occurrence {} of {} ({code}): {}", event.event_id, request.occurrence, request.series_id, String::from_utf8_lossy(&body));
+            eprintln!(
+                "dropping {}: todo-api refused occurrence {} of {} ({code}): {}",
+                event.event_id,
+                request.occurrence,
+                request.series_id,
+                String::from_utf8_lossy(&body)
+            );
             delivery::status("DROP")
         }
         Ok((code, body)) => {
-            eprintln!("todo-api answered {code} for occurrence {} of {}: {}", request.occurrence, request.series_id, String::from_utf8_lossy(&body));
+            eprintln!(
+                "todo-api answered {code} for occurrence {} of {}: {}",
+                request.occurrence,
+                request.series_id,
+                String::from_utf8_lossy(&body)
+            );
             Problem::unavailable(format!("todo-api answered {code}; retry")).into_response()
         }
         Err(e) => Problem::from(e).into_response(),

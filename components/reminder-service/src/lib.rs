@@ -127,7 +127,10 @@ async fn fire(dapr: &Dapr, settings: &Settings, name: &str, data: &JobData) -> R
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
             Firing::NotYetProjected => {
-                return Err(DaprError::Status { status: 503, body: format!("job {name}: the task event that scheduled it is not projected yet") })
+                return Err(DaprError::Status {
+                    status: 503,
+                    body: format!("job {name}: the task event that scheduled it is not projected yet"),
+                })
             }
             Firing::Skip(why) => {
                 eprintln!("job {name}: skipped: {why}");

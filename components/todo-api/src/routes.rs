@@ -58,15 +58,11 @@ fn if_match(req: &Request) -> Result<Option<Option<u64>>, Problem> {
     if raw == "*" {
         return Ok(Some(None));
     }
-    raw.strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .and_then(|v| v.parse().ok())
-        .map(|v| Some(Some(v)))
-        .ok_or_else(|| Problem {
-            field: Some("If-Match".into()),
-            rule: Some("format"),
-            ..Problem::new(400, "Bad Request", "If-Match must be an ETag such as \"3\" or *")
-        })
+    raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).and_then(|v| v.parse().ok()).map(|v| Some(Some(v))).ok_or_else(|| Problem {
+        field: Some("If-Match".into()),
+        rule: Some("format"),
+        ..Problem::new(400, "Bad Request", "If-Match must be an ETag such as \"3\" or *")
+    })
 }
 
 /// `POST /api/{user_id}/tasks`
@@ -102,11 +98,7 @@ pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Pro
 /// without, the key alone decides (an occurrence key names exactly one task,
 /// whatever the body), and a task deleted since is still "already created".
 async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: Option<&str>) -> Result<Option<Response>, Problem> {
-    let Some(record) = ctx
-        .dapr
-        .get_state::<IdempotencyRecord>(&ctx.settings.state_store, &store::idempotency_key(user, key))
-        .await?
-    else {
+    let Some(record) = ctx.dapr.get_state::<IdempotencyRecord>(&ctx.settings.state_store, &store::idempotency_key(user, key)).await? else {
         return Ok(None);
     };
     if fingerprint.is_some_and(|f| f != record.value.fingerprint) {
@@ -252,11 +244,9 @@ async fn commit(ctx: &Ctx, user: &UserId, ledger: &Versioned<UserLedger>, ops: &
 
 fn check_version(expected: Option<Option<u64>>, task: &Task) -> Result<(), Problem> {
     match expected {
-        Some(Some(version)) if version != task.version => Err(Problem::new(
-            412,
-            "Precondition Failed",
-            format!("the task is at version {}, not {version}", task.version),
-        )),
+        Some(Some(version)) if version != task.version => {
+            Err(Problem::new(412, "Precondition Failed", format!("the task is at version {}, not {version}", task.version)))
+        }
         _ => Ok(()),
     }
 }

@@ -71,11 +71,7 @@ impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Self {
         // Unparseable JSON is a 400; well-formed JSON that breaks a rule is a 422.
         let (status, title) = if e.field == "body" { (400, "Bad Request") } else { (422, "Unprocessable Content") };
-        Problem {
-            field: Some(e.field.clone()),
-            rule: Some(e.rule.as_str()),
-            ..Problem::new(status, title, e.to_string())
-        }
+        Problem { field: Some(e.field.clone()), rule: Some(e.rule.as_str()), ..Problem::new(status, title, e.to_string()) }
     }
 }
 

@@ -31,8 +31,7 @@ pub fn verify(token: &str, secret: &[u8]) -> Result<UserId, Problem> {
     validation.set_audience(&[STREAM_TOKEN_AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "sub", "aud"]);
     let key = DecodingKey::from_secret(secret).map_err(|e| Problem::unavailable(format!("unusable JWT key: {e}")))?;
-    let data = decode::<StreamClaims>(token, &key, &validation)
-        .map_err(|e| Problem::unauthorized(format!("invalid stream token: {e}")))?;
+    let data = decode::<StreamClaims>(token, &key, &validation).map_err(|e| Problem::unauthorized(format!("invalid stream token: {e}")))?;
     UserId::parse(&data.claims.sub).map_err(|e| Problem::unauthorized(format!("invalid token subject: {e}")))
 }
 
@@ -46,13 +45,7 @@ pub async fn secret(dapr: &Dapr, settings: &Settings) -> Result<String, Problem>
 /// Who opens a stream: the bearer JWT when an `Authorization` header is
 /// present (non-browser clients), else the `?token=` stream token. Its
 /// subject must own `path_user` (401 / 403 as for every user route).
-pub async fn stream_user(
-    req: &Request,
-    path_user: &str,
-    token: Option<&str>,
-    dapr: &Dapr,
-    settings: &Settings,
-) -> Result<UserId, Problem> {
+pub async fn stream_user(req: &Request, path_user: &str, token: Option<&str>, dapr: &Dapr, settings: &Settings) -> Result<UserId, Problem> {
     if req.header("authorization").is_some() {
         return auth::user(req, path_user, dapr, settings).await;
     }

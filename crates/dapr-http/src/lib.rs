@@ -183,19 +183,14 @@ impl Dapr {
     }
 
     /// Reads many keys at once, in the order asked; missing keys are `None`.
-    pub async fn get_bulk<T: DeserializeOwned>(
-        &self,
-        store: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Versioned<T>>>, DaprError> {
+    pub async fn get_bulk<T: DeserializeOwned>(&self, store: &str, keys: &[String]) -> Result<Vec<Option<Versioned<T>>>, DaprError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let body = serde_json::to_vec(&serde_json::json!({ "keys": keys, "parallelism": 8 })).expect("keys serialize");
         let response = self.call_ok(Method::Post, &format!("/v1.0/state/{store}/bulk"), Some(body)).await?;
         let items: Vec<BulkItem> = serde_json::from_slice(response.body()).map_err(|e| DaprError::Decode(e.to_string()))?;
-        let mut by_key: std::collections::HashMap<String, BulkItem> =
-            items.into_iter().map(|item| (item.key.clone(), item)).collect();
+        let mut by_key: std::collections::HashMap<String, BulkItem> = items.into_iter().map(|item| (item.key.clone(), item)).collect();
         keys.iter()
             .map(|key| match by_key.remove(key) {
                 Some(BulkItem { data: Some(data), etag, .. }) if !data.is_null() => serde_json::from_value(data)
@@ -272,7 +267,14 @@ impl Dapr {
     /// with `data` as the body of its callback, retried as `retry` says. With
     /// `overwrite`, a job of the same name is replaced, so scheduling again is
     /// idempotent.
-    pub async fn schedule_job(&self, name: &str, due_time: &str, data: &impl Serialize, overwrite: bool, retry: JobRetry) -> Result<(), DaprError> {
+    pub async fn schedule_job(
+        &self,
+        name: &str,
+        due_time: &str,
+        data: &impl Serialize,
+        overwrite: bool,
+        retry: JobRetry,
+    ) -> Result<(), DaprError> {
         let body = serde_json::json!({
             "dueTime": due_time,
             "data": to_value(data),

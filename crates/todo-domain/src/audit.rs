@@ -34,32 +34,25 @@ pub struct AuditedEvent {
 impl AuditedEvent {
     /// Parses a CloudEvent (JSON) as delivered by Dapr pub/sub.
     pub fn from_cloudevent(body: &[u8]) -> Result<Self, DomainError> {
-        let ce: Value = serde_json::from_slice(body)
-            .map_err(|e| DomainError::new("body", Rule::Format, format!("invalid JSON: {e}")))?;
+        let ce: Value = serde_json::from_slice(body).map_err(|e| DomainError::new("body", Rule::Format, format!("invalid JSON: {e}")))?;
         let text = |field: &str| ce.get(field).and_then(Value::as_str);
         let event_id = text("id").ok_or_else(|| DomainError::new("id", Rule::Required, "CloudEvent id is required"))?;
         let event_type = text("type").ok_or_else(|| DomainError::new("type", Rule::Required, "CloudEvent type is required"))?;
         let data = ce.get("data").cloned().unwrap_or(Value::Null);
-        let user = data
-            .get("user_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DomainError::new("data.user_id", Rule::Required, "is required"))?;
+        let user =
+            data.get("user_id").and_then(Value::as_str).ok_or_else(|| DomainError::new("data.user_id", Rule::Required, "is required"))?;
         let time = data
             .get("time")
             .and_then(Value::as_str)
             .or_else(|| text("time"))
             .ok_or_else(|| DomainError::new("time", Rule::Required, "is required"))?;
-        let time = DateTime::parse_from_rfc3339(time)
-            .map_err(|_| DomainError::new("time", Rule::Format, "must be RFC 3339"))?
-            .with_timezone(&Utc);
+        let time =
+            DateTime::parse_from_rfc3339(time).map_err(|_| DomainError::new("time", Rule::Format, "must be RFC 3339"))?.with_timezone(&Utc);
         Ok(AuditedEvent {
             event_id: event_id.to_owned(),
             event_type: event_type.to_owned(),
             user_id: UserId::parse(user)?,
-            task_id: text("subject")
-                .or_else(|| data.get("task_id").and_then(Value::as_str))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+            task_id: text("subject").or_else(|| data.get("task_id").and_then(Value::as_str)).filter(|s| !s.is_empty()).map(str::to_owned),
             time,
             data,
         })
@@ -242,11 +235,7 @@ impl AuditQuery {
                     for t in value.split(',') {
                         let t = t.trim();
                         if t.is_empty() || t.len() > TYPE_MAX || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                            return Err(DomainError::new(
-                                "type",
-                                Rule::Format,
-                                "must be an event type such as com.todo.task.created.v1",
-                            ));
+                            return Err(DomainError::new("type", Rule::Format, "must be an event type such as com.todo.task.created.v1"));
                         }
                         if !q.types.iter().any(|known| known == t) {
                             q.types.push(t.to_owned());

@@ -76,14 +76,14 @@ impl Description {
         }
         let len = text.chars().count();
         if len > DESCRIPTION_MAX {
-            return Err(DomainError::new(
-                "description",
-                Rule::TooLong,
-                format!("at most {DESCRIPTION_MAX} characters, got {len}"),
-            ));
+            return Err(DomainError::new("description", Rule::TooLong, format!("at most {DESCRIPTION_MAX} characters, got {len}")));
         }
         if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(DomainError::new("description", Rule::Charset, "must not contain control characters other than line breaks and tabs"));
+            return Err(DomainError::new(
+                "description",
+                Rule::Charset,
+                "must not contain control characters other than line breaks and tabs",
+            ));
         }
         Ok(Description(text))
     }

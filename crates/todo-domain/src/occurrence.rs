@@ -177,11 +177,7 @@ fn to_rrule(rule: &RecurrenceRule, clamp: &Clamp) -> rrule::RRule<rrule::Unvalid
         })
         .collect();
     let months: Vec<chrono::Month> = rule.by_month().iter().filter_map(|m| chrono::Month::try_from(*m).ok()).collect();
-    rrule::RRule::new(freq)
-        .interval(rule.interval())
-        .by_weekday(by_day)
-        .by_month_day(clamp.month_days(rule))
-        .by_month(&months)
+    rrule::RRule::new(freq).interval(rule.interval()).by_weekday(by_day).by_month_day(clamp.month_days(rule)).by_month(&months)
 }
 
 /// What `recurring-service` asks `todo-api` to create
@@ -244,7 +240,8 @@ impl OccurrenceRequest {
         if request.occurrence < 2 {
             return Err(DomainError::new("occurrence", Rule::OutOfRange, "a next occurrence is at least the 2nd"));
         }
-        let new = NewTask::from_json(request.task.to_string().as_bytes()).map_err(|e| DomainError { field: format!("task.{}", e.field), ..e })?;
+        let new =
+            NewTask::from_json(request.task.to_string().as_bytes()).map_err(|e| DomainError { field: format!("task.{}", e.field), ..e })?;
         Ok((request, new))
     }
 }
@@ -309,14 +306,24 @@ mod tests {
         assert_eq!(chain("FREQ=MONTHLY", Anchor::Due, "UTC", "2026-01-31T09:00:00Z", 4), want);
         assert_eq!(chain("FREQ=MONTHLY;BYMONTHDAY=31", Anchor::Due, "UTC", "2026-01-31T09:00:00Z", 4), want);
         // Leap year February, and the 30th clamps only in February.
-        assert_eq!(chain("FREQ=MONTHLY;BYMONTHDAY=30", Anchor::Due, "UTC", "2028-01-30T09:00:00Z", 3), ["2028-02-29 09:00 UTC", "2028-03-30 09:00 UTC", "2028-04-30 09:00 UTC"]);
+        assert_eq!(
+            chain("FREQ=MONTHLY;BYMONTHDAY=30", Anchor::Due, "UTC", "2028-01-30T09:00:00Z", 3),
+            ["2028-02-29 09:00 UTC", "2028-03-30 09:00 UTC", "2028-04-30 09:00 UTC"]
+        );
         // The explicit last day (-1) needs no clamping.
-        assert_eq!(chain("FREQ=MONTHLY;BYMONTHDAY=-1", Anchor::Due, "UTC", "2026-01-31T09:00:00Z", 2), ["2026-02-28 09:00 UTC", "2026-03-31 09:00 UTC"]);
+        assert_eq!(
+            chain("FREQ=MONTHLY;BYMONTHDAY=-1", Anchor::Due, "UTC", "2026-01-31T09:00:00Z", 2),
+            ["2026-02-28 09:00 UTC", "2026-03-31 09:00 UTC"]
+        );
         // The pinned rule is what the next occurrence carries.
-        let next = next_occurrence(&rule("FREQ=MONTHLY"), TimeZone::UTC, at("2026-01-31T09:00:00Z"), 1, at("2026-01-31T10:00:00Z")).unwrap();
+        let next =
+            next_occurrence(&rule("FREQ=MONTHLY"), TimeZone::UTC, at("2026-01-31T09:00:00Z"), 1, at("2026-01-31T10:00:00Z")).unwrap();
         assert_eq!(next.rule.to_rrule_string(), "FREQ=MONTHLY;BYMONTHDAY=31");
         // With BYDAY, month days filter (RFC 5545): Friday the 13th.
-        assert_eq!(chain("FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13", Anchor::Due, "UTC", "2026-02-13T09:00:00Z", 2), ["2026-03-13 09:00 UTC", "2026-11-13 09:00 UTC"]);
+        assert_eq!(
+            chain("FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13", Anchor::Due, "UTC", "2026-02-13T09:00:00Z", 2),
+            ["2026-03-13 09:00 UTC", "2026-11-13 09:00 UTC"]
+        );
     }
 
     #[test]
@@ -366,7 +373,10 @@ mod tests {
             chain("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", Anchor::Due, "UTC", "2026-01-08T09:00:00Z", 3),
             ["2026-01-09 09:00 UTC", "2026-01-12 09:00 UTC", "2026-01-13 09:00 UTC"]
         );
-        assert_eq!(chain("FREQ=MONTHLY;BYDAY=-1FR", Anchor::Due, "UTC", "2026-01-30T09:00:00Z", 2), ["2026-02-27 09:00 UTC", "2026-03-27 09:00 UTC"]);
+        assert_eq!(
+            chain("FREQ=MONTHLY;BYDAY=-1FR", Anchor::Due, "UTC", "2026-01-30T09:00:00Z", 2),
+            ["2026-02-27 09:00 UTC", "2026-03-27 09:00 UTC"]
+        );
     }
 
     #[test]
@@ -435,14 +445,21 @@ mod tests {
         assert_eq!(request.idempotency_key(), format!("recur:{}:2", task.id));
         // Friday 27 March 09:00 CET -> Monday 30 March 09:00 CEST.
         assert_eq!(request.task["due_at"], "2026-03-30T07:00:00Z");
-        assert_eq!(request.task["reminders"], serde_json::json!(["PT15M", "2026-03-29T16:00:00Z"]), "the absolute reminder moved by 71 hours");
+        assert_eq!(
+            request.task["reminders"],
+            serde_json::json!(["PT15M", "2026-03-29T16:00:00Z"]),
+            "the absolute reminder moved by 71 hours"
+        );
         let body = serde_json::to_vec(&request).unwrap();
         let (parsed, new) = OccurrenceRequest::from_json(&body).unwrap();
         assert_eq!(parsed, request);
         let mut ledger = UserLedger::default();
         let (next, event) = ledger.create_occurrence(&task.user_id, &parsed, new, at("2026-03-27T09:30:01Z"));
         assert_eq!((next.series_id, next.occurrence, event.event_type), (Some(task.id), Some(2), EventType::Created));
-        assert_eq!((next.title.clone(), next.priority, next.tags.clone(), next.time_zone), (task.title.clone(), task.priority, task.tags.clone(), task.time_zone));
+        assert_eq!(
+            (next.title.clone(), next.priority, next.tags.clone(), next.time_zone),
+            (task.title.clone(), task.priority, task.tags.clone(), task.time_zone)
+        );
         assert_eq!(serde_json::to_value(&next.recurrence).unwrap()["text"], "every weekday");
         assert!(!next.completed);
     }
@@ -451,13 +468,29 @@ mod tests {
     fn no_request_for_open_plain_or_ended_tasks() {
         let plain = completed_task(serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z"}), "2026-01-05T10:00:00Z");
         assert_eq!(OccurrenceRequest::next_of(&plain), None);
-        let once = completed_task(serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day for 1 time"}}), "2026-01-05T10:00:00Z");
+        let once = completed_task(
+            serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day for 1 time"}}),
+            "2026-01-05T10:00:00Z",
+        );
         assert_eq!(OccurrenceRequest::next_of(&once), None);
-        let mut open = completed_task(serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day"}}), "2026-01-05T10:00:00Z");
+        let mut open = completed_task(
+            serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day"}}),
+            "2026-01-05T10:00:00Z",
+        );
         open.completed = false;
         assert_eq!(OccurrenceRequest::next_of(&open), None);
-        assert_eq!(OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":1,"task":{"title":"x"}}"#).unwrap_err().field, "occurrence");
-        assert_eq!(OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":2,"task":{}}"#).unwrap_err().field, "task.title");
+        assert_eq!(
+            OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":1,"task":{"title":"x"}}"#)
+                .unwrap_err()
+                .field,
+            "occurrence"
+        );
+        assert_eq!(
+            OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":2,"task":{}}"#)
+                .unwrap_err()
+                .field,
+            "task.title"
+        );
     }
 
     #[test]
@@ -467,7 +500,8 @@ mod tests {
         assert_eq!(next_occurrence(&rule("FREQ=DAILY"), TimeZone::UTC, due, 1, due), None);
         let body = serde_json::json!({"title": "x", "due_at": "9999-01-01T09:00:00Z", "reminders": ["9999-12-31T00:00:00Z"], "recurrence": {"text": "every month"}});
         let task = completed_task(body, "2026-01-02T00:00:00Z");
-        assert!(next_occurrence(task.recurrence.as_ref().unwrap(), TimeZone::UTC, task.due_at.unwrap(), 1, at("2026-01-02T00:00:00Z")).is_some());
+        assert!(next_occurrence(task.recurrence.as_ref().unwrap(), TimeZone::UTC, task.due_at.unwrap(), 1, at("2026-01-02T00:00:00Z"))
+            .is_some());
         assert_eq!(OccurrenceRequest::next_of(&task), None, "the moved reminder would be in the year 10000");
     }
 

@@ -106,7 +106,10 @@ fn core(words: &[&str]) -> Result<String, DomainError> {
         [w, tail @ ..] if unit("year", w) => match tail {
             [] => Ok(every("YEARLY")),
             ["on", month, day] => {
-                let m = MONTHS.iter().position(|name| name == month || name[..3] == **month).ok_or_else(|| err(format!("\"{month}\" is not a month")))?;
+                let m = MONTHS
+                    .iter()
+                    .position(|name| name == month || name[..3] == **month)
+                    .ok_or_else(|| err(format!("\"{month}\" is not a month")))?;
                 Ok(format!("{};BYMONTH={};BYMONTHDAY={}", every("YEARLY"), m + 1, ordinal(day)?))
             }
             _ => Err(err("expected \"on <month> <day>\" after years")),
@@ -291,9 +294,22 @@ mod tests {
     #[test]
     fn bad_phrases_are_refused_on_the_text_field() {
         for text in [
-            "", "daily", "every", "every fortnight", "every 0 days", "every 2 day", "every days", "every month on the 32nd",
-            "every month on the 2st", "every week on funday", "every day until tomorrow", "every day for 0 times",
-            "every day until 2026-01-01 for 2 times", "every 2 weekdays", "every monday and", "every year on smarch 3",
+            "",
+            "daily",
+            "every",
+            "every fortnight",
+            "every 0 days",
+            "every 2 day",
+            "every days",
+            "every month on the 32nd",
+            "every month on the 2st",
+            "every week on funday",
+            "every day until tomorrow",
+            "every day for 0 times",
+            "every day until 2026-01-01 for 2 times",
+            "every 2 weekdays",
+            "every monday and",
+            "every year on smarch 3",
         ] {
             assert_eq!(rrule(text).map_err(|e| e.0), Err(FIELD.to_owned()), "{text:?}");
         }
@@ -329,7 +345,8 @@ mod tests {
         let by_day = proptest::collection::vec("(MO|TU|WE|TH|FR|SA|SU)", 0..4);
         let month_day = proptest::collection::vec(prop_oneof![1i8..=31, Just(-1i8), Just(-3i8)], 0..3);
         let month = proptest::collection::vec(1u8..=12, 0..2);
-        let end = prop_oneof![Just(String::new()), (1u32..=50).prop_map(|c| format!(";COUNT={c}")), Just(";UNTIL=20300101T235959Z".to_owned())];
+        let end =
+            prop_oneof![Just(String::new()), (1u32..=50).prop_map(|c| format!(";COUNT={c}")), Just(";UNTIL=20300101T235959Z".to_owned())];
         (freq, 1u16..=4, by_day, month_day, month, end, any::<bool>()).prop_filter_map("valid", |(f, i, d, md, m, e, c)| {
             let mut raw = format!("FREQ={f};INTERVAL={i}");
             if !d.is_empty() {

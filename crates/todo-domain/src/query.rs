@@ -7,8 +7,8 @@
 
 use std::cmp::Ordering;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -350,22 +350,17 @@ pub fn matches(task: &Task, filter: &Filter, now: DateTime<Utc>) -> bool {
 /// query's cursor, sorted, at most `limit` of them, and the cursor of the
 /// next page when more follow.
 pub fn page(tasks: Vec<Task>, query: &ListQuery, now: DateTime<Utc>) -> (Vec<Task>, Option<String>) {
-    let mut items: Vec<(SortKey, Task)> = tasks
-        .into_iter()
-        .filter(|t| matches(t, &query.filter, now))
-        .map(|t| (SortKey::of(&t, query.sort), t))
-        .collect();
+    let mut items: Vec<(SortKey, Task)> =
+        tasks.into_iter().filter(|t| matches(t, &query.filter, now)).map(|t| (SortKey::of(&t, query.sort), t)).collect();
     items.sort_by(|(a, at), (b, bt)| compare(query.order, (a, at.id), (b, bt.id)));
-    let start = query.cursor.as_ref().map_or(0, |c| {
-        items.partition_point(|(k, t)| compare(query.order, (k, t.id), (&c.key, c.id)) != Ordering::Greater)
-    });
+    let start = query
+        .cursor
+        .as_ref()
+        .map_or(0, |c| items.partition_point(|(k, t)| compare(query.order, (k, t.id), (&c.key, c.id)) != Ordering::Greater));
     let more = items.len() - start > query.limit;
     let page: Vec<(SortKey, Task)> = items.into_iter().skip(start).take(query.limit).collect();
-    let next = if more {
-        page.last().map(|(key, task)| Cursor { key: key.clone(), id: task.id, order: query.order }.encode())
-    } else {
-        None
-    };
+    let next =
+        if more { page.last().map(|(key, task)| Cursor { key: key.clone(), id: task.id, order: query.order }.encode()) } else { None };
     (page.into_iter().map(|(_, t)| t).collect(), next)
 }
 
@@ -520,12 +515,7 @@ mod tests {
     }
 
     fn arb_task(n: u128) -> impl Strategy<Value = Task> {
-        (
-            "[a-cA-C]{1,2}",
-            proptest::sample::select(Priority::ALL.to_vec()),
-            proptest::option::of(-3i64..3),
-            any::<bool>(),
-        )
+        ("[a-cA-C]{1,2}", proptest::sample::select(Priority::ALL.to_vec()), proptest::option::of(-3i64..3), any::<bool>())
             .prop_map(move |(title, p, due, done)| task(n, &title, p, due, done))
     }
 

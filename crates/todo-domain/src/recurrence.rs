@@ -104,9 +104,7 @@ impl RecurrenceRule {
         let (mut freq, mut interval, mut count, mut until) = (None, 1, None, None);
         let (mut by_day, mut by_month_day, mut by_month) = (Vec::new(), Vec::new(), Vec::new());
         for part in body.split(';') {
-            let (name, value) = part
-                .split_once('=')
-                .ok_or_else(|| err(Rule::Format, format!("\"{part}\" is not NAME=VALUE")))?;
+            let (name, value) = part.split_once('=').ok_or_else(|| err(Rule::Format, format!("\"{part}\" is not NAME=VALUE")))?;
             let name = name.to_ascii_uppercase();
             if seen.contains(&name) {
                 return Err(err(Rule::Duplicate, format!("{name} is given twice")));
@@ -441,7 +439,10 @@ mod tests {
     fn json_form_has_rrule_and_anchor() {
         let r = RecurrenceRule::from_json(&serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion"})).unwrap();
         assert_eq!(r.anchor(), Anchor::Completion);
-        assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion", "text": "every! day"}));
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"rrule": "FREQ=DAILY", "anchor": "completion", "text": "every! day"})
+        );
         let r = RecurrenceRule::from_json(&serde_json::json!({"text": "every weekday"})).unwrap();
         assert_eq!((r.to_rrule_string().as_str(), r.anchor()), ("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", Anchor::Due));
         // Stored and output JSON (rrule + text) reads back; rrule wins over text.
@@ -472,7 +473,8 @@ mod tests {
         prop_oneof![
             (1u16..=1000).prop_map(|n| format!("INTERVAL={n}")),
             (1u32..=1000).prop_map(|n| format!("COUNT={n}")),
-            proptest::collection::vec(1u8..=12, 1..4).prop_map(|v| format!("BYMONTH={}", v.iter().map(u8::to_string).collect::<Vec<_>>().join(","))),
+            proptest::collection::vec(1u8..=12, 1..4)
+                .prop_map(|v| format!("BYMONTH={}", v.iter().map(u8::to_string).collect::<Vec<_>>().join(","))),
             proptest::collection::vec(prop_oneof![1i8..=31, -31i8..=-1], 1..4)
                 .prop_map(|v| format!("BYMONTHDAY={}", v.iter().map(i8::to_string).collect::<Vec<_>>().join(","))),
             proptest::collection::vec((prop_oneof![Just(""), Just("1"), Just("-2")], "(MO|TU|WE|TH|FR|SA|SU)"), 1..4)

@@ -302,8 +302,10 @@ mod tests {
         let plan = Projection::default().apply(&event, now).unwrap();
         let times: Vec<_> = plan.schedule.iter().map(|j| (j.due_time, j.data.remind_at)).collect();
         assert_eq!(times, [(now, at("2026-03-01T07:10:00Z")), (at("2026-03-01T08:05:00Z"), at("2026-03-01T08:05:00Z"))]);
-        let (_, _, overdue) =
-            created(serde_json::json!({"title": "t", "due_at": "2026-03-01T07:00:00Z", "reminders": ["PT1H", "2026-03-01T09:00:00Z"]}), now);
+        let (_, _, overdue) = created(
+            serde_json::json!({"title": "t", "due_at": "2026-03-01T07:00:00Z", "reminders": ["PT1H", "2026-03-01T09:00:00Z"]}),
+            now,
+        );
         let plan = Projection::default().apply(&overdue, now).unwrap();
         assert_eq!(plan.schedule.len(), 1, "only the future instant: {plan:?}");
         assert_eq!(plan.schedule[0].due_time, at("2026-03-01T09:00:00Z"));

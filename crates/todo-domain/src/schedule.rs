@@ -84,7 +84,11 @@ impl ReminderOffset {
     /// Parses an ISO 8601 duration, naming `field` in errors.
     pub fn parse(raw: &str, field: &str) -> Result<Self, DomainError> {
         let format = || {
-            DomainError::new(field, Rule::Format, "must be an ISO 8601 duration such as PT15M, PT1H, P1D or P1DT12H (no years, months or fractions)")
+            DomainError::new(
+                field,
+                Rule::Format,
+                "must be an ISO 8601 duration such as PT15M, PT1H, P1D or P1DT12H (no years, months or fractions)",
+            )
         };
         let rest = raw.strip_prefix('P').ok_or_else(format)?;
         let total = if rest.contains('W') {
@@ -92,9 +96,9 @@ impl ReminderOffset {
         } else {
             match rest.split_once('T') {
                 Some((_, "")) => None,
-                Some((date, time)) => sum_units(date, &[('D', DAY)])
-                    .zip(sum_units(time, &[('H', HOUR), ('M', MINUTE), ('S', 1)]))
-                    .map(|(d, t)| d + t),
+                Some((date, time)) => {
+                    sum_units(date, &[('D', DAY)]).zip(sum_units(time, &[('H', HOUR), ('M', MINUTE), ('S', 1)])).map(|(d, t)| d + t)
+                }
                 None if rest.is_empty() => None,
                 None => sum_units(rest, &[('D', DAY)]),
             }
@@ -218,11 +222,7 @@ impl Reminders {
     /// Parses a list of reminders (errors name `reminders[i]`).
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, DomainError> {
         if raw.len() > REMINDERS_MAX {
-            return Err(DomainError::new(
-                "reminders",
-                Rule::TooMany,
-                format!("at most {REMINDERS_MAX} reminders, got {}", raw.len()),
-            ));
+            return Err(DomainError::new("reminders", Rule::TooMany, format!("at most {REMINDERS_MAX} reminders, got {}", raw.len())));
         }
         let mut reminders = Vec::with_capacity(raw.len());
         for (i, item) in raw.iter().enumerate() {
@@ -292,7 +292,26 @@ mod tests {
 
     #[test]
     fn offsets_refuse_everything_else() {
-        for bad in ["", "P", "PT", "P1DT", "15M", "pt15m", "P1M", "P1Y", "PT1.5H", "PT1M1H", "PT1H1H", "P1D1D", "PT-1H", "P1W1D", "P1DT1W", "PT15Mx", "PT9999999999S", "P 1D"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "P1DT",
+            "15M",
+            "pt15m",
+            "P1M",
+            "P1Y",
+            "PT1.5H",
+            "PT1M1H",
+            "PT1H1H",
+            "P1D1D",
+            "PT-1H",
+            "P1W1D",
+            "P1DT1W",
+            "PT15Mx",
+            "PT9999999999S",
+            "P 1D",
+        ] {
             assert_eq!(offset(bad), Err(Rule::Format), "{bad:?} should be refused");
         }
         assert_eq!(offset("P366D"), Err(Rule::OutOfRange));

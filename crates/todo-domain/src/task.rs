@@ -160,14 +160,8 @@ impl TaskPatch {
             description: body.description.map(|v| nullable(v).map(|v| description(&v)).transpose().map(Option::flatten)).transpose()?,
             priority: body.priority.map(|v| nullable(v).map(|v| priority(&v)).transpose().map(Option::unwrap_or_default)).transpose()?,
             tags: body.tags.map(|v| nullable(v).map(|v| tags(&v)).transpose().map(Option::unwrap_or_default)).transpose()?,
-            due_at: body
-                .due_at
-                .map(|v| nullable(v).map(|v| parse_instant(string(&v, "due_at")?, "due_at")).transpose())
-                .transpose()?,
-            time_zone: body
-                .time_zone
-                .map(|v| nullable(v).map(|v| TimeZone::parse(string(&v, "time_zone")?)).transpose())
-                .transpose()?,
+            due_at: body.due_at.map(|v| nullable(v).map(|v| parse_instant(string(&v, "due_at")?, "due_at")).transpose()).transpose()?,
+            time_zone: body.time_zone.map(|v| nullable(v).map(|v| TimeZone::parse(string(&v, "time_zone")?)).transpose()).transpose()?,
             reminders: body.reminders.map(|v| nullable(v).map(|v| reminders(&v)).transpose().map(Option::unwrap_or_default)).transpose()?,
             recurrence: body.recurrence.map(|v| nullable(v).map(|v| RecurrenceRule::from_json(&v)).transpose()).transpose()?,
             completed: match body.completed {
@@ -477,7 +471,10 @@ mod tests {
     fn new_task_cross_field_rules() {
         let rule = |body: Value| new(body).map(|_| ()).map_err(|e| (e.field, e.rule));
         assert_eq!(rule(json!({"title": "x", "time_zone": "UTC"})), Err(("time_zone".into(), Rule::Requires)));
-        assert_eq!(rule(json!({"title": "x", "reminders": ["2026-01-01T00:00:00Z", "PT5M"]})), Err(("reminders[1]".into(), Rule::Requires)));
+        assert_eq!(
+            rule(json!({"title": "x", "reminders": ["2026-01-01T00:00:00Z", "PT5M"]})),
+            Err(("reminders[1]".into(), Rule::Requires))
+        );
         assert_eq!(rule(json!({"title": "x", "reminders": ["2026-01-01T00:00:00Z"]})), Ok(()));
         assert_eq!(rule(json!({"title": "x", "recurrence": {"rrule": "FREQ=DAILY"}})), Err(("recurrence".into(), Rule::Requires)));
         assert_eq!(

@@ -132,11 +132,8 @@ impl Reply {
 
 /// Sends a request; `body` is sent as-is with `content_type` when given.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&str, &[u8])>) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into();
     let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         request = request.header(*k, *v);
@@ -147,11 +144,7 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&st
     };
     let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-        .collect();
+    let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }

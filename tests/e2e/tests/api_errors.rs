@@ -27,7 +27,15 @@ fn missing_or_bad_tokens_are_401_and_another_users_path_is_403() {
     assert_problem(&none, 401);
     assert_eq!(none.header("www-authenticate"), Some("Bearer"));
     assert_problem(&send_json("POST", &url, &stack.token_with(&user, 3600, "wrong-key"), &json!({ "title": "x" })), 401);
-    assert_problem(&send_json("POST", &url, &stack.token_with(&user, -3600, "DEVELOPMENT-ONLY-local-stack-jwt-key-not-a-real-secret"), &json!({ "title": "x" })), 401);
+    assert_problem(
+        &send_json(
+            "POST",
+            &url,
+            &stack.token_with(&user, -3600, "DEVELOPMENT-ONLY-local-stack-jwt-key-not-a-real-secret"),
+            &json!({ "title": "x" }),
+        ),
+        401,
+    );
     assert_problem(&send_json("POST", &url, "garbage", &json!({ "title": "x" })), 401);
     assert_problem(&send_json("POST", &url, &stack.token("someone-else"), &json!({ "title": "x" })), 403);
     assert_problem(&get(&url, &stack.token("someone-else")), 403);

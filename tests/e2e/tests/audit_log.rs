@@ -31,7 +31,6 @@ fn uuid() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-
 fn cloudevent(id: &str, event_type: &str, subject: &str, time: &str, data: Value) -> Value {
     json!({
         "specversion": "1.0", "id": id, "source": "e2e-audit-log", "type": event_type,
@@ -134,7 +133,6 @@ fn assert_linked(items: &[Value]) {
     }
 }
 
-
 // ---------------------------------------------------------------- tests
 
 #[test]
@@ -210,7 +208,8 @@ fn task_lifecycle_and_reminder_are_chained_in_order_and_replays_add_nothing() {
     assert_eq!(&after[..6], &log[..], "entries are never changed");
     let mut tail: Vec<&str> = after[6..].iter().map(|e| e["event_id"].as_str().unwrap()).collect();
     tail.sort();
-    let mut expected = vec![next_reminder["id"].as_str().unwrap(), after.iter().find(|e| e["data"]["seq"] == 6).unwrap()["event_id"].as_str().unwrap()];
+    let mut expected =
+        vec![next_reminder["id"].as_str().unwrap(), after.iter().find(|e| e["data"]["seq"] == 6).unwrap()["event_id"].as_str().unwrap()];
     expected.sort();
     assert_eq!(tail, expected, "the replays added nothing; only the two new events were appended");
     assert_linked(&after);
@@ -271,7 +270,12 @@ fn concurrent_direct_deliveries_never_exhaust_the_append_retries() {
                 let (url, stack) = (&url, &stack);
                 s.spawn(move || {
                     let body = event.to_string();
-                    let reply = send("POST", url, &[("dapr-api-token", stack.app_token())], Some(("application/cloudevents+json", body.as_bytes())));
+                    let reply = send(
+                        "POST",
+                        url,
+                        &[("dapr-api-token", stack.app_token())],
+                        Some(("application/cloudevents+json", body.as_bytes())),
+                    );
                     (reply.status, reply.json)
                 })
             })

@@ -106,12 +106,14 @@ const UNICODE: &[&str] = &[
     "𝔘𝔫𝔦",
 ];
 
-const CONTROLS: &[&str] = &["\0", "\u{1}", "\u{7}", "\u{8}", "\u{b}", "\u{c}", "\u{1b}[31m", "\u{7f}", "\u{85}", "\u{9f}", "\r", "\n", "\t", "\r\n"];
+const CONTROLS: &[&str] =
+    &["\0", "\u{1}", "\u{7}", "\u{8}", "\u{b}", "\u{c}", "\u{1b}[31m", "\u{7f}", "\u{85}", "\u{9f}", "\r", "\n", "\t", "\r\n"];
 
 /// Characters that no priority, time zone, instant, duration, tag, cursor,
 /// number, boolean, recurrence rule or user id contains.
 const METAS: &[char] = &[
-    '\'', '"', ';', '<', '>', '{', '}', '$', '`', '\\', '(', ')', '*', '=', '#', '?', '&', '!', '^', '[', ']', '%', '\0', '\u{202E}', '\u{200B}',
+    '\'', '"', ';', '<', '>', '{', '}', '$', '`', '\\', '(', ')', '*', '=', '#', '?', '&', '!', '^', '[', ']', '%', '\0', '\u{202E}',
+    '\u{200B}',
 ];
 
 fn fragment() -> BoxedStrategy<String> {
@@ -280,7 +282,14 @@ impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = String::from_utf8_lossy(&self.bytes);
         let preview: String = text.chars().take(240).collect();
-        write!(f, "Body {{ {}, {} bytes: {preview:?}{}, expect {:?} }}", self.label, self.bytes.len(), if text.chars().count() > 240 { "..." } else { "" }, self.expect)
+        write!(
+            f,
+            "Body {{ {}, {} bytes: {preview:?}{}, expect {:?} }}",
+            self.label,
+            self.bytes.len(),
+            if text.chars().count() > 240 { "..." } else { "" },
+            self.expect
+        )
     }
 }
 
@@ -368,9 +377,11 @@ fn bad_field(patch: bool) -> BoxedStrategy<Body> {
             .prop_map(|(a, c, b)| format!("{a}{c}{b}"))
             .prop_filter("an invalid title", |t| title_rule(t).is_none())
             .prop_map(|t| with_field("title", json!(t), "title")),
-        (hostile_text(), 201usize..400)
-            .prop_map(|(h, n)| format!("{h}{}", "ж".repeat(n)))
-            .prop_map(|t| with_field("title", json!(t), "title")),
+        (hostile_text(), 201usize..400).prop_map(|(h, n)| format!("{h}{}", "ж".repeat(n))).prop_map(|t| with_field(
+            "title",
+            json!(t),
+            "title"
+        )),
         select(&["", " ", "\t\n", "\u{3000}\u{2028}"][..]).prop_map(|t| with_field("title", json!(t), "title")),
     ];
     let description = prop_oneof![
@@ -379,22 +390,29 @@ fn bad_field(patch: bool) -> BoxedStrategy<Body> {
             .prop_map(|(a, c, b)| format!("{a}{c}{b}"))
             .prop_filter("an invalid description", |d| description_rule(d).is_err())
             .prop_map(|d| with_field("description", json!(d), "description")),
-        (hostile_text(), 4001usize..6000)
-            .prop_map(|(h, n)| format!("{h}{}", "ж".repeat(n)))
-            .prop_map(|d| with_field("description", json!(d), "description")),
+        (hostile_text(), 4001usize..6000).prop_map(|(h, n)| format!("{h}{}", "ж".repeat(n))).prop_map(|d| with_field(
+            "description",
+            json!(d),
+            "description"
+        )),
     ];
     let priority = prop_oneof![
         wrong_type(is_string, false).prop_map(|v| with_field("priority", v, "priority")),
-        prop_oneof![hostile_word(), select(&["HIGH", "High", " high", "high ", "urgent\0", "medium,low", "0", "critical", ""][..]).prop_map(String::from)]
-            .prop_map(|p| with_field("priority", json!(p), "priority")),
+        prop_oneof![
+            hostile_word(),
+            select(&["HIGH", "High", " high", "high ", "urgent\0", "medium,low", "0", "critical", ""][..]).prop_map(String::from)
+        ]
+        .prop_map(|p| with_field("priority", json!(p), "priority")),
     ];
     let tags = prop_oneof![
         wrong_type(is_array, false).prop_map(|v| with_field("tags", v, "tags")),
-        (vec("[a-z]{1,5}".prop_map(Value::from), 0..5), wrong_type(is_string, true), any::<prop::sample::Index>()).prop_map(|(mut items, bad, at)| {
-            let i = at.index(items.len() + 1);
-            items.insert(i, bad);
-            with_field("tags", Value::Array(items), &format!("tags[{i}]"))
-        }),
+        (vec("[a-z]{1,5}".prop_map(Value::from), 0..5), wrong_type(is_string, true), any::<prop::sample::Index>()).prop_map(
+            |(mut items, bad, at)| {
+                let i = at.index(items.len() + 1);
+                items.insert(i, bad);
+                with_field("tags", Value::Array(items), &format!("tags[{i}]"))
+            }
+        ),
         vec(prop_oneof![hostile_text(), hostile_word(), "[a-zA-Z ]{1,8}"], 1..6)
             .prop_filter_map("invalid tags", |items| tags_rule(&items).err().map(|field| with_field("tags", json!(items), &field))),
         (41usize..80).prop_map(|n| with_field("tags", json!(["x".repeat(n)]), "tags[0]")),
@@ -403,8 +421,19 @@ fn bad_field(patch: bool) -> BoxedStrategy<Body> {
     let due_at = prop_oneof![
         wrong_type(is_string, false).prop_map(|v| with_field("due_at", v, "due_at")),
         hostile_word().prop_map(|d| with_field("due_at", json!(d), "due_at")),
-        select(&["2026-03-01T09:00:00", "2026-03-01", "tomorrow", "2026-02-30T00:00:00Z", "2026-03-01T24:00:01Z", "1772355600", "+002026-03-01T09:00:00Z", "2026-03-01T09:00:00+24:00"][..])
-            .prop_map(|d| with_field("due_at", json!(d), "due_at")),
+        select(
+            &[
+                "2026-03-01T09:00:00",
+                "2026-03-01",
+                "tomorrow",
+                "2026-02-30T00:00:00Z",
+                "2026-03-01T24:00:01Z",
+                "1772355600",
+                "+002026-03-01T09:00:00Z",
+                "2026-03-01T09:00:00+24:00"
+            ][..]
+        )
+        .prop_map(|d| with_field("due_at", json!(d), "due_at")),
         edge_instant().prop_map(|d| with_field("due_at", json!(d), "due_at")),
     ];
     let time_zone = prop_oneof![
@@ -421,8 +450,11 @@ fn bad_field(patch: bool) -> BoxedStrategy<Body> {
         }),
         vec(hostile_word(), 1..=5).prop_map(|r| with_field("reminders", json!(r), "reminders[0]")),
         edge_instant().prop_map(|r| with_field("reminders", json!([r]), "reminders[0]")),
-        select(&["P366D", "PT999999999S", "P1Y", "P1M", "PT1.5H", "-PT1H", "P", "PT", "P53W", "pt15m"][..])
-            .prop_map(|r| with_field("reminders", json!([r]), "reminders[0]")),
+        select(&["P366D", "PT999999999S", "P1Y", "P1M", "PT1.5H", "-PT1H", "P", "PT", "P53W", "pt15m"][..]).prop_map(|r| with_field(
+            "reminders",
+            json!([r]),
+            "reminders[0]"
+        )),
         Just(with_field("reminders", json!(["2030-01-01T00:00:00Z", "2030-01-01T01:00:00+01:00"]), "reminders[1]")),
         Just(with_field("reminders", json!(["PT15M"]), "reminders[0]")),
         (6usize..40).prop_map(|n| with_field("reminders", json!((0..n).map(|i| format!("PT{}M", i + 1)).collect::<Vec<_>>()), "reminders")),
@@ -436,9 +468,11 @@ fn bad_field(patch: bool) -> BoxedStrategy<Body> {
         hostile_word().prop_map(|r| with_field("recurrence", json!({ "rrule": r }), "recurrence.rrule")),
         wrong_type(is_string, false).prop_map(|r| with_field("recurrence", json!({ "rrule": r }), "recurrence.rrule")),
         select(BAD_RRULES).prop_map(|r| with_field("recurrence", json!({ "rrule": r }), "recurrence.rrule")),
-        json_value()
-            .prop_filter("not an anchor", |a| !a.is_null() && a != "due" && a != "completion")
-            .prop_map(|a| with_field("recurrence", json!({ "rrule": "FREQ=DAILY", "anchor": a }), "recurrence.anchor")),
+        json_value().prop_filter("not an anchor", |a| !a.is_null() && a != "due" && a != "completion").prop_map(|a| with_field(
+            "recurrence",
+            json!({ "rrule": "FREQ=DAILY", "anchor": a }),
+            "recurrence.anchor"
+        )),
         hostile_text().prop_map(|t| with_field("recurrence", json!({ "text": t }), "recurrence.text")),
         wrong_type(is_string, false).prop_map(|t| with_field("recurrence", json!({ "text": t }), "recurrence.text")),
         select(BAD_PHRASES).prop_map(|t| with_field("recurrence", json!({ "text": t }), "recurrence.text")),
@@ -459,8 +493,30 @@ fn unknown_field() -> BoxedStrategy<Body> {
     let names = prop_oneof![
         hostile_word(),
         hostile_text(),
-        select(&["Title", "TITLE", "title ", "titlé", "due-at", "dueAt", "timezone", "owner", "user_id", "id", "version", "created_at", "series_id", "__proto__", "$where", "tags[]", "", "a`b", "x`, expected `title"][..])
-            .prop_map(String::from),
+        select(
+            &[
+                "Title",
+                "TITLE",
+                "title ",
+                "titlé",
+                "due-at",
+                "dueAt",
+                "timezone",
+                "owner",
+                "user_id",
+                "id",
+                "version",
+                "created_at",
+                "series_id",
+                "__proto__",
+                "$where",
+                "tags[]",
+                "",
+                "a`b",
+                "x`, expected `title"
+            ][..]
+        )
+        .prop_map(String::from),
     ];
     (names.prop_filter("not a field", |k| !FIELDS.contains(&k.as_str())), json_value())
         .prop_map(|(k, v)| {
@@ -476,7 +532,11 @@ fn unknown_field() -> BoxedStrategy<Body> {
 fn huge_list() -> BoxedStrategy<Body> {
     prop_oneof![
         (21usize..12_000).prop_map(|n| with_field("tags", json!((0..n).map(|i| format!("t{i}")).collect::<Vec<_>>()), "tags")),
-        (6usize..12_000).prop_map(|n| with_field("reminders", json!((0..n).map(|i| format!("PT{}M", i + 1)).collect::<Vec<_>>()), "reminders")),
+        (6usize..12_000).prop_map(|n| with_field(
+            "reminders",
+            json!((0..n).map(|i| format!("PT{}M", i + 1)).collect::<Vec<_>>()),
+            "reminders"
+        )),
         (21usize..20_000).prop_map(|n| with_field("tags", json!(vec![1; n]), "tags[0]")),
     ]
     .boxed()
@@ -486,7 +546,11 @@ fn huge_list() -> BoxedStrategy<Body> {
 fn deep_nesting() -> BoxedStrategy<Body> {
     (130usize..20_000, any::<bool>(), select(&["", "title", "tags", "recurrence", "description", "zzz"][..]))
         .prop_map(|(depth, arrays, key)| {
-            let nested = if arrays { format!("{}{}", "[".repeat(depth), "]".repeat(depth)) } else { format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth)) };
+            let nested = if arrays {
+                format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+            } else {
+                format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))
+            };
             let text = if key.is_empty() { nested } else { format!("{{\"title\":\"ok\",\"{key}\":{nested}}}") };
             Body::malformed(format!("nested {depth} deep"), text.into_bytes())
         })
@@ -562,10 +626,28 @@ fn bad_utf8() -> BoxedStrategy<Body> {
 
 /// Lone surrogates and broken escapes in JSON strings.
 fn bad_escape() -> BoxedStrategy<Body> {
-    const ESCAPES: &[&str] = &[r"\ud800", r"\udbff", r"\udc00", r"\udfff", r"\ud800\u0041", r"\udc00\ud800", r"\ud800\ud800", r"\u12", r"\u", r"\x41", r"\'", r"\U0001F4A9", r"\"];
+    const ESCAPES: &[&str] = &[
+        r"\ud800",
+        r"\udbff",
+        r"\udc00",
+        r"\udfff",
+        r"\ud800\u0041",
+        r"\udc00\ud800",
+        r"\ud800\ud800",
+        r"\u12",
+        r"\u",
+        r"\x41",
+        r"\'",
+        r"\U0001F4A9",
+        r"\",
+    ];
     (select(ESCAPES), "[a-z]{0,6}", select(&["title", "description"][..]))
         .prop_map(|(esc, text, key)| {
-            let body = if key == "title" { format!(r#"{{"title":"{text}{esc}"}}"#) } else { format!(r#"{{"title":"ok","description":"{text}{esc}"}}"#) };
+            let body = if key == "title" {
+                format!(r#"{{"title":"{text}{esc}"}}"#)
+            } else {
+                format!(r#"{{"title":"ok","description":"{text}{esc}"}}"#)
+            };
             Body::malformed(format!("escape {esc}"), body.into_bytes())
         })
         .boxed()
@@ -600,7 +682,9 @@ fn malformed() -> BoxedStrategy<Body> {
         (0..VALID.len()).prop_map(|n| Body::malformed(format!("cut at {n}"), VALID.as_bytes()[..n].to_vec())),
         select(&["x", "}", ",", "{}", "[]", "\"a\"", "1", "//c", "/*c*/", "\0", "{\"title\":\"y\"}"][..])
             .prop_map(|tail| Body::malformed("trailing garbage", format!("{VALID}{tail}").into_bytes())),
-        json_value().prop_filter("not an object", |v| !v.is_object()).prop_map(|v| Body::malformed("not an object", v.to_string().into_bytes())),
+        json_value()
+            .prop_filter("not an object", |v| !v.is_object())
+            .prop_map(|v| Body::malformed("not an object", v.to_string().into_bytes())),
     ]
     .boxed()
 }
@@ -642,38 +726,46 @@ enum MediaType {
     Other(String),
 }
 
-const JSON_TYPES: &[&str] =
-    &["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "Application/Json;charset=UTF-8", "application/json;foo=bar;baz", "application/json ; charset=utf-8"];
+const JSON_TYPES: &[&str] = &[
+    "application/json",
+    "application/json; charset=utf-8",
+    "APPLICATION/JSON",
+    "Application/Json;charset=UTF-8",
+    "application/json;foo=bar;baz",
+    "application/json ; charset=utf-8",
+];
 
 fn bad_media_type() -> BoxedStrategy<MediaType> {
     prop_oneof![
         Just(MediaType::Missing),
-        select(&[
-            "",
-            "text/plain",
-            "application/x-www-form-urlencoded",
-            "multipart/form-data; boundary=x",
-            "application/xml",
-            "text/json",
-            "application/jsonp",
-            "application/json-seq",
-            "application/json5",
-            "application/problem+json",
-            "application/merge-patch+json",
-            "application/vnd.api+json",
-            "json",
-            "application",
-            "application/",
-            "/json",
-            "*/*",
-            "application/*",
-            "application/json,text/plain",
-            "application/ json",
-            "application /json",
-            "application\\/json",
-            ";application/json",
-            "text/plain; x=application/json",
-        ][..])
+        select(
+            &[
+                "",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "application/xml",
+                "text/json",
+                "application/jsonp",
+                "application/json-seq",
+                "application/json5",
+                "application/problem+json",
+                "application/merge-patch+json",
+                "application/vnd.api+json",
+                "json",
+                "application",
+                "application/",
+                "/json",
+                "*/*",
+                "application/*",
+                "application/json,text/plain",
+                "application/ json",
+                "application /json",
+                "application\\/json",
+                ";application/json",
+                "text/plain; x=application/json",
+            ][..]
+        )
         .prop_map(|t| MediaType::Other(t.into())),
         "[a-z]{1,10}/[a-z0-9.+-]{1,12}".prop_filter("not JSON", |t| t != "application/json").prop_map(MediaType::Other),
         hostile_text().prop_filter("a header value", |t| header_safe(t)).prop_map(MediaType::Other),
@@ -717,8 +809,22 @@ impl Auth {
 
 fn bad_auth() -> BoxedStrategy<Auth> {
     let raw = prop_oneof![
-        select(&["", "Bearer", "Bearer null", "Bearer undefined", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a.b.c", "Bearer ....", "Bearer eyJ", "Digest username=x", "Bearer\t"][..])
-            .prop_map(String::from),
+        select(
+            &[
+                "",
+                "Bearer",
+                "Bearer null",
+                "Bearer undefined",
+                "Basic dXNlcjpwYXNz",
+                "Token abc",
+                "Bearer a.b.c",
+                "Bearer ....",
+                "Bearer eyJ",
+                "Digest username=x",
+                "Bearer\t"
+            ][..]
+        )
+        .prop_map(String::from),
         hostile_text().prop_map(|t| format!("Bearer {t}")).prop_filter("a header value", |t| header_safe(t)),
         hostile_text().prop_filter("a header value", |t| header_safe(t)),
     ];
@@ -821,7 +927,8 @@ impl Api {
 
     /// Sends a request as it is: no header but those given.
     fn send(&self, method: &str, url: &str, headers: &[(&str, String)], body: Option<&[u8]>) -> Reply {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into();
         let mut request = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             request = request.header(*k, v.as_str());
@@ -838,7 +945,15 @@ impl Api {
     }
 
     /// A request by `user` to `/api/{user}{path}`, with credentials and `Content-Type` per `(auth, media)`.
-    fn call(&self, user: &str, method: &str, path: &str, (auth, media): (&Auth, &MediaType), extra: &[(&str, String)], body: Option<&[u8]>) -> Reply {
+    fn call(
+        &self,
+        user: &str,
+        method: &str,
+        path: &str,
+        (auth, media): (&Auth, &MediaType),
+        extra: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         let mut headers: Vec<(&str, String)> = extra.to_vec();
         if let Some(value) = self.authorization(auth, user) {
             headers.push(("authorization", value));
@@ -892,9 +1007,16 @@ impl Api {
             };
             let got: Vec<(String, String, Value)> = entries
                 .iter()
-                .map(|e| (e["event_type"].as_str().unwrap_or_default().to_owned(), e["task_id"].as_str().unwrap_or_default().to_owned(), e["data"]["seq"].clone()))
+                .map(|e| {
+                    (
+                        e["event_type"].as_str().unwrap_or_default().to_owned(),
+                        e["task_id"].as_str().unwrap_or_default().to_owned(),
+                        e["data"]["seq"].clone(),
+                    )
+                })
                 .collect();
-            let want: Vec<(String, String, Value)> = w.events.iter().enumerate().map(|(i, (t, id))| ((*t).to_owned(), id.clone(), json!(i + 1))).collect();
+            let want: Vec<(String, String, Value)> =
+                w.events.iter().enumerate().map(|(i, (t, id))| ((*t).to_owned(), id.clone(), json!(i + 1))).collect();
             assert_eq!(got, want, "the audit log of {} holds only the intended events; case: {}", w.user, w.case);
         }
     }
@@ -1122,8 +1244,10 @@ fn unknown_task() -> BoxedStrategy<TaskRef> {
         hostile_word().prop_map(TaskRef::Hostile),
         // (An empty segment would be another route.)
         hostile_text().prop_filter("not a UUID", |s| !s.is_empty() && uuid::Uuid::parse_str(s).is_err()).prop_map(TaskRef::Hostile),
-        select(&[".", "..", "...", "%2e%2e", "%2F", "%00", "null", "0", "-1", "00000000-0000-0000-0000-00000000000g"][..]).prop_map(TaskRef::Literal),
-        prop_oneof![hostile_word(), select(&["/", " ", "\0", "/complete/..", "'", "x"][..]).prop_map(String::from)].prop_map(TaskRef::ExistingWith),
+        select(&[".", "..", "...", "%2e%2e", "%2F", "%00", "null", "0", "-1", "00000000-0000-0000-0000-00000000000g"][..])
+            .prop_map(TaskRef::Literal),
+        prop_oneof![hostile_word(), select(&["/", " ", "\0", "/complete/..", "'", "x"][..]).prop_map(String::from)]
+            .prop_map(TaskRef::ExistingWith),
         any::<u128>().prop_map(TaskRef::Unknown),
         Just(TaskRef::Unknown(0)),
         Just(TaskRef::Unknown(u128::MAX)),
@@ -1205,12 +1329,34 @@ fn hostile_write() -> BoxedStrategy<Write> {
         task: TaskRef::Existing,
         auth: Auth::Valid,
         media: MediaType::Json("application/json"),
-        body: matches!((method, suffix), ("PUT", _) | ("PATCH", "")).then(|| Body { label: "valid".into(), bytes: br#"{"title":"changed"}"#.to_vec(), expect: Expect::new(201, None) }),
+        body: matches!((method, suffix), ("PUT", _) | ("PATCH", "")).then(|| Body {
+            label: "valid".into(),
+            bytes: br#"{"title":"changed"}"#.to_vec(),
+            expect: Expect::new(201, None),
+        }),
         if_match: None,
         series: None,
     };
     let bad_if_match = prop_oneof![
-        select(&["1", "W/\"1\"", "\"1", "1\"", "\"\"", "\"-1\"", "\"1.0\"", "\"0x1\"", "\"18446744073709551616\"", "\"1\", \"2\"", "**", "\"2\"", "\"0\"", "\"999999\""][..]).prop_map(String::from),
+        select(
+            &[
+                "1",
+                "W/\"1\"",
+                "\"1",
+                "1\"",
+                "\"\"",
+                "\"-1\"",
+                "\"1.0\"",
+                "\"0x1\"",
+                "\"18446744073709551616\"",
+                "\"1\", \"2\"",
+                "**",
+                "\"2\"",
+                "\"0\"",
+                "\"999999\""
+            ][..]
+        )
+        .prop_map(String::from),
         any::<u64>().prop_map(|v| format!("\"{v}\"")),
         hostile_text(),
     ]
@@ -1261,10 +1407,20 @@ fn hostile_writes_leave_the_task_unchanged() {
         prop_assert_eq!(&now.json, &task, "the task is unchanged");
         prop_assert_eq!(api.list(&user, "")?.len(), 1);
         // The sentinel write finds version 1, and its event must be seq 2.
-        let sentinel = api.valid(&user, "PATCH", &format!("/tasks/{existing}"), &[("if-match", "\"1\"".into())], Some(&json!({ "title": "sentinel" })));
+        let sentinel = api.valid(
+            &user,
+            "PATCH",
+            &format!("/tasks/{existing}"),
+            &[("if-match", "\"1\"".into())],
+            Some(&json!({ "title": "sentinel" })),
+        );
         prop_assert_eq!(sentinel.status, 200, "{}", sentinel.json);
         prop_assert_eq!(&sentinel.json["version"], &json!(2));
-        written.borrow_mut().push(Written { user, events: vec![(CREATED, existing.clone()), (UPDATED, existing)], case: format!("{writes:?}") });
+        written.borrow_mut().push(Written {
+            user,
+            events: vec![(CREATED, existing.clone()), (UPDATED, existing)],
+            case: format!("{writes:?}"),
+        });
         Ok(())
     });
     api.assert_audit(&written.into_inner());
@@ -1289,7 +1445,8 @@ struct ListQuery {
 }
 
 const NEEDLE: &str = "Needle task";
-const KNOWN: [&str; 12] = ["status", "priority", "tag", "due_before", "due_after", "overdue", "has_due", "q", "sort", "order", "limit", "cursor"];
+const KNOWN: [&str; 12] =
+    ["status", "priority", "tag", "due_before", "due_after", "overdue", "has_due", "q", "sort", "order", "limit", "cursor"];
 /// Valid parameters that keep the one (open, undated) task listed.
 const HARMLESS: &[(&str, &str)] = &[
     ("status", "all"),
@@ -1460,7 +1617,10 @@ fn hostile_user_path() -> BoxedStrategy<ForeignPath> {
 fn hostile_path_segments_are_refused_and_write_nothing() {
     let Some(api) = Api::get() else { return };
     let written = RefCell::new(Vec::new());
-    let cases = (vec(hostile_user_path(), 1..=3), vec((select(&[("GET", ""), ("PUT", ""), ("PATCH", ""), ("DELETE", ""), ("PATCH", "/complete")][..]), unknown_task()), 1..=3));
+    let cases = (
+        vec(hostile_user_path(), 1..=3),
+        vec((select(&[("GET", ""), ("PUT", ""), ("PATCH", ""), ("DELETE", ""), ("PATCH", "/complete")][..]), unknown_task()), 1..=3),
+    );
     check("hostile path segments", 48, cases, |(foreign, unknown)| {
         let user = fresh_user("hostile-path");
         let body = br#"{"title":"must not be written"}"#;
@@ -1474,7 +1634,8 @@ fn hostile_path_segments_are_refused_and_write_nothing() {
         for ((method, suffix), task) in &unknown {
             let path = format!("/tasks/{}{suffix}", task.segment("01900000-0000-7000-8000-000000000000"));
             let with_body = matches!((*method, *suffix), ("PUT", _) | ("PATCH", ""));
-            let reply = api.call(&user, method, &path, (&Auth::Valid, &MediaType::Json("application/json")), &[], with_body.then_some(&body[..]));
+            let reply =
+                api.call(&user, method, &path, (&Auth::Valid, &MediaType::Json("application/json")), &[], with_body.then_some(&body[..]));
             assert_refused(&reply, &Expect::new(404, None), &(method, &path))?;
         }
         api.assert_no_tasks(&user)?;

@@ -310,7 +310,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_every_change_once_in_order()
         seen.push(sse.next_named("change", DELIVERY).expect("changes while connected"));
     }
     drop(sse); // the tab goes away
-    // Changes while disconnected: creates and an update.
+               // Changes while disconnected: creates and an update.
     let mut last_task = Value::Null;
     for i in 0..3 {
         titles.push(format!("while away {i}"));

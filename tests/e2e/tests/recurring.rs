@@ -110,7 +110,8 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
     assert_eq!(first["recurrence"], json!({ "rrule": "FREQ=DAILY", "anchor": "due", "text": "every day" }));
     assert_eq!((&first["series_id"], &first["occurrence"]), (&first["id"], &json!(1)));
 
-    let done = send("PATCH", &user.url(&format!("/tasks/{first_id}/complete")), &[("authorization", &format!("Bearer {}", user.token))], None);
+    let done =
+        send("PATCH", &user.url(&format!("/tasks/{first_id}/complete")), &[("authorization", &format!("Bearer {}", user.token))], None);
     assert_eq!(done.status, 200, "{:?}", done.json);
     let tasks = user.tasks_settled(2);
     let next = tasks.iter().find(|t| t["id"] != first["id"]).expect("the next occurrence");
@@ -121,7 +122,10 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
     assert_eq!(next["reminders"], json!(["PT15M", "2030-03-30T18:00:00Z"]));
     assert_eq!(next["recurrence"], first["recurrence"]);
     assert_eq!((&next["series_id"], &next["occurrence"]), (&first["id"], &json!(2)));
-    assert_eq!((&next["title"], &next["description"], &next["priority"], &next["tags"]), (&first["title"], &first["description"], &first["priority"], &first["tags"]));
+    assert_eq!(
+        (&next["title"], &next["description"], &next["priority"], &next["tags"]),
+        (&first["title"], &first["description"], &first["priority"], &first["tags"])
+    );
     assert_eq!((&next["completed"], &next["completed_at"]), (&json!(false), &Value::Null));
     let history = tasks.iter().find(|t| t["id"] == first["id"]).unwrap();
     assert_eq!(history["completed"], true, "the completed occurrence stays as history");
@@ -205,11 +209,17 @@ fn concurrent_occurrence_requests_commit_once() {
     assert_eq!(user.request_occurrence(&body("x"), Some("wrong")).status, 401);
     let (user_ref, body_ref, token) = (&user, &body, stack.app_token());
     let replies: Vec<Reply> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8).map(|i| s.spawn(move || user_ref.request_occurrence(&body_ref(&format!("copy {i}")), Some(token)))).collect();
+        let handles: Vec<_> =
+            (0..8).map(|i| s.spawn(move || user_ref.request_occurrence(&body_ref(&format!("copy {i}")), Some(token)))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let fresh: Vec<&Reply> = replies.iter().filter(|r| r.status == 201 && r.header("idempotent-replayed").is_none()).collect();
-    assert_eq!(fresh.len(), 1, "one request creates: {:?}", replies.iter().map(|r| (r.status, r.header("idempotent-replayed").map(str::to_owned))).collect::<Vec<_>>());
+    assert_eq!(
+        fresh.len(),
+        1,
+        "one request creates: {:?}",
+        replies.iter().map(|r| (r.status, r.header("idempotent-replayed").map(str::to_owned))).collect::<Vec<_>>()
+    );
     for reply in &replies {
         assert_eq!(reply.status, 201, "{:?}", reply.json);
         assert_eq!(reply.json["id"], fresh[0].json["id"], "every request answers with the same task");
@@ -233,7 +243,8 @@ fn deleting_with_series_true_ends_the_series() {
     let auth = format!("Bearer {}", user.token);
     let bad = send("DELETE", &user.url(&format!("/tasks/{}?series=yes", next["id"].as_str().unwrap())), &[("authorization", &auth)], None);
     assert_eq!((bad.status, bad.json["field"].as_str()), (422, Some("series")));
-    let gone = send("DELETE", &user.url(&format!("/tasks/{}?series=true", next["id"].as_str().unwrap())), &[("authorization", &auth)], None);
+    let gone =
+        send("DELETE", &user.url(&format!("/tasks/{}?series=true", next["id"].as_str().unwrap())), &[("authorization", &auth)], None);
     assert_eq!(gone.status, 204, "{:?}", gone.json);
     // A late request for a later occurrence (a completion still in flight) creates nothing.
     let late = json!({ "series_id": first["id"], "occurrence": 3, "task": {

@@ -136,12 +136,7 @@ fn assert_problem(reply: &Reply, status: u16, field_rule: Option<(&str, &str)>) 
     assert_eq!(reply.json["status"], status);
     assert!(reply.json["detail"].as_str().is_some_and(|d| !d.is_empty()), "{:?}", reply.json);
     if let Some((field, rule)) = field_rule {
-        assert_eq!(
-            (reply.json["field"].as_str(), reply.json["rule"].as_str()),
-            (Some(field), Some(rule)),
-            "{:?}",
-            reply.json
-        );
+        assert_eq!((reply.json["field"].as_str(), reply.json["rule"].as_str()), (Some(field), Some(rule)), "{:?}", reply.json);
     }
 }
 
@@ -154,7 +149,6 @@ fn assert_task(reply: &Reply, status: u16) -> Value {
 }
 
 // ---------------------------------------------------------------- OpenAPI
-
 
 #[test]
 fn responses_match_the_openapi_schemas() {
@@ -203,11 +197,8 @@ fn registered_routes() -> BTreeSet<(String, String)> {
             continue;
         }
         let Some(path) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) else { continue };
-        let path = path
-            .split('/')
-            .map(|seg| seg.strip_prefix(':').map_or(seg.to_owned(), |p| format!("{{{p}}}")))
-            .collect::<Vec<_>>()
-            .join("/");
+        let path =
+            path.split('/').map(|seg| seg.strip_prefix(':').map_or(seg.to_owned(), |p| format!("{{{p}}}"))).collect::<Vec<_>>().join("/");
         routes.insert((method.to_owned(), path));
     }
     routes
@@ -240,7 +231,10 @@ fn openapi_document_lists_exactly_the_registered_routes() {
     let documented = documented_routes(&doc);
     let undocumented: Vec<_> = registered.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&registered).collect();
-    assert!(undocumented.is_empty() && unserved.is_empty(), "routes not documented: {undocumented:?}; documented but not routed: {unserved:?}");
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "routes not documented: {undocumented:?}; documented but not routed: {unserved:?}"
+    );
 }
 
 #[test]
@@ -290,11 +284,18 @@ fn task_lifecycle_publishes_one_numbered_event_per_change() {
     assert_eq!((done["completed"].clone(), done["version"].clone()), (json!(true), json!(3)));
     assert!(done["completed_at"].is_string(), "completed_at set: {done}");
     let reopened = assert_task(&alice.call("PATCH", &format!("/tasks/{tid}/complete"), &[], None), 200);
-    assert_eq!((reopened["completed"].clone(), reopened["completed_at"].clone(), reopened["version"].clone()), (json!(false), Value::Null, json!(4)));
+    assert_eq!(
+        (reopened["completed"].clone(), reopened["completed_at"].clone(), reopened["version"].clone()),
+        (json!(false), Value::Null, json!(4))
+    );
 
     // A replacement.
-    let replaced = assert_task(&alice.call("PUT", &format!("/tasks/{tid}"), &[], Some(&json!({ "title": "Other", "priority": "low" }))), 200);
-    assert_eq!((replaced["title"].clone(), replaced["priority"].clone(), replaced["tags"].clone(), replaced["version"].clone()), (json!("Other"), json!("low"), json!([]), json!(5)));
+    let replaced =
+        assert_task(&alice.call("PUT", &format!("/tasks/{tid}"), &[], Some(&json!({ "title": "Other", "priority": "low" }))), 200);
+    assert_eq!(
+        (replaced["title"].clone(), replaced["priority"].clone(), replaced["tags"].clone(), replaced["version"].clone()),
+        (json!("Other"), json!("low"), json!([]), json!(5))
+    );
     assert_eq!(alice.get_task(&tid), replaced);
 
     // Delete, then it is gone.
@@ -308,7 +309,11 @@ fn task_lifecycle_publishes_one_numbered_event_per_change() {
 
     let events = alice.assert_events(&[CREATED, UPDATED, COMPLETED, UPDATED, UPDATED, DELETED]);
     let versions: Vec<&Value> = events.iter().map(|e| &e["task"]["version"]).collect();
-    assert_eq!(versions, [&json!(1), &json!(2), &json!(3), &json!(4), &json!(5), &json!(5)], "each event carries the task after the change");
+    assert_eq!(
+        versions,
+        [&json!(1), &json!(2), &json!(3), &json!(4), &json!(5), &json!(5)],
+        "each event carries the task after the change"
+    );
     assert_eq!(events[0]["task"], task);
     assert_eq!(events[1]["changed"], json!(["title"]));
     assert_eq!(events[2]["changed"], json!(["completed"]));
@@ -349,7 +354,11 @@ fn put_replaces_every_client_field_and_keeps_completion() {
     }
     let refused = user.call("PUT", &format!("/tasks/{tid}"), &[], Some(&json!({ "title": "x", "completed": false })));
     assert_problem(&refused, 422, Some(("completed", "unknown_field")));
-    assert_problem(&user.call("PUT", &format!("/tasks/{tid}"), &[], Some(&json!({ "description": "no title" }))), 422, Some(("title", "required")));
+    assert_problem(
+        &user.call("PUT", &format!("/tasks/{tid}"), &[], Some(&json!({ "description": "no title" }))),
+        422,
+        Some(("title", "required")),
+    );
     assert_eq!(user.get_task(&tid), replaced, "refused PUTs changed nothing");
     user.assert_events(&[CREATED, COMPLETED, UPDATED]);
 }
@@ -367,7 +376,11 @@ fn patch_changes_given_fields_and_null_clears() {
 
     let changed = assert_task(&user.call("PATCH", &path, &[], Some(&json!({ "priority": "urgent", "tags": ["Health", "Family"] }))), 200);
     assert_eq!((changed["priority"].clone(), changed["tags"].clone()), (json!("urgent"), json!(["health", "family"])));
-    assert_eq!((changed["title"].clone(), changed["description"].clone(), changed["due_at"].clone()), (task["title"].clone(), task["description"].clone(), task["due_at"].clone()), "fields not given are kept");
+    assert_eq!(
+        (changed["title"].clone(), changed["description"].clone(), changed["due_at"].clone()),
+        (task["title"].clone(), task["description"].clone(), task["due_at"].clone()),
+        "fields not given are kept"
+    );
 
     // Rules are checked against the resulting task: the offset reminder needs the due date.
     assert_problem(&user.call("PATCH", &path, &[], Some(&json!({ "due_at": null }))), 422, Some(("reminders[0]", "requires")));
@@ -377,7 +390,12 @@ fn patch_changes_given_fields_and_null_clears() {
     assert_eq!(user.get_task(&tid), changed, "refused patches changed nothing");
 
     let cleared = assert_task(
-        &user.call("PATCH", &path, &[], Some(&json!({ "description": null, "priority": null, "tags": null, "reminders": null, "due_at": null }))),
+        &user.call(
+            "PATCH",
+            &path,
+            &[],
+            Some(&json!({ "description": null, "priority": null, "tags": null, "reminders": null, "due_at": null })),
+        ),
         200,
     );
     for field in ["description", "due_at", "time_zone"] {
@@ -544,7 +562,9 @@ fn writes_check_credentials_before_the_body() {
     let other = format!("Bearer {}", stack.token("someone-else"));
     for method in ["PUT", "PATCH"] {
         let url = alice.url(&format!("/tasks/{tid}"));
-        for (content_type, body) in [("text/plain", b"{}".to_vec()), ("application/json", b"{".to_vec()), ("application/json", b"{}".to_vec())] {
+        for (content_type, body) in
+            [("text/plain", b"{}".to_vec()), ("application/json", b"{".to_vec()), ("application/json", b"{}".to_vec())]
+        {
             assert_problem(&send(method, &url, &[], Some((content_type, &body))), 401, None);
             assert_problem(&send(method, &url, &[("authorization", &other)], Some((content_type, &body))), 403, None);
         }
@@ -586,8 +606,16 @@ fn bad_input_names_field_and_rule_and_writes_nothing() {
         (json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "reminders": ["PT1H", "PT1H"] }), "reminders[1]", "duplicate"),
         (json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "reminders": ["P400D"] }), "reminders[0]", "out_of_range"),
         (json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "reminders": ["soon"] }), "reminders[0]", "format"),
-        (json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "recurrence": { "rrule": "FREQ=DAILY", "anchor": "never" } }), "recurrence.anchor", "format"),
-        (json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "recurrence": { "rrule": "FREQ=DAILY", "every": 2 } }), "recurrence.every", "unknown_field"),
+        (
+            json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "recurrence": { "rrule": "FREQ=DAILY", "anchor": "never" } }),
+            "recurrence.anchor",
+            "format",
+        ),
+        (
+            json!({ "title": "x", "due_at": "2099-01-01T00:00:00Z", "recurrence": { "rrule": "FREQ=DAILY", "every": 2 } }),
+            "recurrence.every",
+            "unknown_field",
+        ),
     ];
     for (body, field, rule) in &rules {
         for (method, target) in [("POST", "/tasks"), ("PUT", path.as_str()), ("PATCH", path.as_str())] {
@@ -605,7 +633,11 @@ fn bad_input_names_field_and_rule_and_writes_nothing() {
         assert_problem(&user.call("PUT", &path, &[], Some(&body)), 422, Some((field, "requires")));
     }
     assert_problem(&user.call("POST", "/tasks", &[], Some(&json!({}))), 422, Some(("title", "required")));
-    assert_problem(&user.call("POST", "/tasks", &[], Some(&json!({ "title": "x", "completed": true }))), 422, Some(("completed", "unknown_field")));
+    assert_problem(
+        &user.call("POST", "/tasks", &[], Some(&json!({ "title": "x", "completed": true }))),
+        422,
+        Some(("completed", "unknown_field")),
+    );
 
     // Bad list queries.
     for (query, field, rule) in [
@@ -673,8 +705,10 @@ fn tags_endpoint_counts_each_tag() {
 fn list_filters_combine() {
     let Some(stack) = Stack::get() else { return };
     let user = User::new(&stack, "filters");
-    let t1 = user.create(json!({ "title": "Buy MILK", "priority": "high", "tags": ["home", "shopping"], "due_at": "2020-01-01T00:00:00Z" }));
-    let t2 = user.create(json!({ "title": "Call mum", "priority": "low", "description": "About the Milkman", "due_at": "2099-01-01T00:00:00Z" }));
+    let t1 =
+        user.create(json!({ "title": "Buy MILK", "priority": "high", "tags": ["home", "shopping"], "due_at": "2020-01-01T00:00:00Z" }));
+    let t2 = user
+        .create(json!({ "title": "Call mum", "priority": "low", "description": "About the Milkman", "due_at": "2099-01-01T00:00:00Z" }));
     let t3 = user.create(json!({ "title": "Taxes", "priority": "urgent", "tags": ["work"] }));
     let t4 = user.create(json!({ "title": "Old report", "tags": ["work", "home"], "due_at": "2020-06-01T00:00:00Z" }));
     let t5 = user.create(json!({ "title": "Plan trip", "priority": "medium", "tags": ["milkrun"] }));
@@ -823,8 +857,16 @@ fn cursor_pages_return_every_task_once_despite_inserts() {
     assert_eq!(all_pages(&user, "sort=created&order=asc", 2), tasks);
 
     // A cursor belongs to its sort and order.
-    assert_problem(&user.call("GET", &format!("/tasks?sort=created&order=desc&limit=2&cursor={c1}"), &[], None), 422, Some(("cursor", "format")));
-    assert_problem(&user.call("GET", &format!("/tasks?sort=title&order=asc&limit=2&cursor={c1}"), &[], None), 422, Some(("cursor", "format")));
+    assert_problem(
+        &user.call("GET", &format!("/tasks?sort=created&order=desc&limit=2&cursor={c1}"), &[], None),
+        422,
+        Some(("cursor", "format")),
+    );
+    assert_problem(
+        &user.call("GET", &format!("/tasks?sort=title&order=asc&limit=2&cursor={c1}"), &[], None),
+        422,
+        Some(("cursor", "format")),
+    );
 
     // Newest first (the default), with a task added between pages: the added
     // task sorts before the cursor, so it is not shown, and nothing shifts.

@@ -67,8 +67,7 @@ fn redelivered_event_is_recorded_once() {
     for _ in 0..2 {
         stack.publish_cloudevent("task-events", &user, &cloudevent);
     }
-    eventually(Duration::from_secs(30), || (!stack.audit_entries(&user, &token).is_empty()).then_some(()))
-        .expect("the event was recorded");
+    eventually(Duration::from_secs(30), || (!stack.audit_entries(&user, &token).is_empty()).then_some(())).expect("the event was recorded");
     std::thread::sleep(Duration::from_secs(2));
     let entries = stack.audit_entries(&user, &token);
     assert_eq!(entries.len(), 1, "a redelivered event adds nothing: {entries:?}");

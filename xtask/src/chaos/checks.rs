@@ -130,8 +130,7 @@ fn one_audit_entry_per_write(logs: &[UserLog], observed: &[Observed]) -> Check {
 fn no_phantoms(logs: &[UserLog], observed: &[Observed]) -> Check {
     let (mut phantoms, mut occurrences, mut entries) = (0, 0, 0);
     for (log, seen) in logs.iter().zip(observed) {
-        let writes: HashSet<(String, String, u64)> =
-            log.writes.iter().map(|w| (w.task_id.clone(), w.kind.to_owned(), w.version)).collect();
+        let writes: HashSet<(String, String, u64)> = log.writes.iter().map(|w| (w.task_id.clone(), w.kind.to_owned(), w.version)).collect();
         for entry in seen.task_events() {
             entries += 1;
             if is_occurrence(entry) {
@@ -144,7 +143,10 @@ fn no_phantoms(logs: &[UserLog], observed: &[Observed]) -> Check {
     check(
         "no task event without an accepted write (nothing phantom)",
         phantoms == 0,
-        format!("{entries} task events audited: {} client writes, {occurrences} occurrences, {phantoms} phantom", entries - occurrences - phantoms),
+        format!(
+            "{entries} task events audited: {} client writes, {occurrences} occurrences, {phantoms} phantom",
+            entries - occurrences - phantoms
+        ),
     )
 }
 
@@ -160,7 +162,12 @@ fn sequence(observed: &[Observed]) -> Check {
     check(
         "per user: seq 1..n, each once, audited in order",
         broken.is_empty(),
-        format!("{} users, {} out of order or with gaps{}", observed.len(), broken.len(), broken.first().map(|b| format!(" (first: {b})")).unwrap_or_default()),
+        format!(
+            "{} users, {} out of order or with gaps{}",
+            observed.len(),
+            broken.len(),
+            broken.first().map(|b| format!(" (first: {b})")).unwrap_or_default()
+        ),
     )
 }
 
@@ -195,7 +202,11 @@ fn feed(observed: &[Observed]) -> Check {
         }
         wrong += counts.len();
     }
-    check("each audited task event has exactly one feed entry", wrong == 0, format!("{entries} task feed entries, {wrong} missing, doubled or extra"))
+    check(
+        "each audited task event has exactly one feed entry",
+        wrong == 0,
+        format!("{entries} task feed entries, {wrong} missing, doubled or extra"),
+    )
 }
 
 fn reminders(logs: &[UserLog], observed: &[Observed]) -> Check {
@@ -212,7 +223,11 @@ fn reminders(logs: &[UserLog], observed: &[Observed]) -> Check {
         }
         extra += fired.len().saturating_sub(log.reminders.len());
     }
-    check("each due reminder fired exactly once", once == due && extra == 0, format!("{due} reminders due: {once} fired exactly once, {extra} extra firings"))
+    check(
+        "each due reminder fired exactly once",
+        once == due && extra == 0,
+        format!("{due} reminders due: {once} fired exactly once, {extra} extra firings"),
+    )
 }
 
 fn occurrences(logs: &[UserLog], observed: &[Observed]) -> Check {
@@ -238,10 +253,8 @@ fn occurrences(logs: &[UserLog], observed: &[Observed]) -> Check {
 fn availability(logs: &[UserLog], faults: &[Fault]) -> Check {
     let unavailable: Vec<&Attempt> = logs.iter().flat_map(|l| &l.attempts).filter(|a| a.unavailable()).collect();
     let outside: Vec<&&Attempt> = unavailable.iter().filter(|a| !faults.iter().any(|f| f.covers(a))).collect();
-    let per_fault: Vec<String> = faults
-        .iter()
-        .map(|f| format!("{} {}", f.target, unavailable.iter().filter(|a| f.covers(a)).count()))
-        .collect();
+    let per_fault: Vec<String> =
+        faults.iter().map(|f| format!("{} {}", f.target, unavailable.iter().filter(|a| f.covers(a)).count())).collect();
     let mut detail = format!(
         "{} answers 5xx or none: {} while a dependency was down (+{} s), {} outside; during: {}",
         unavailable.len(),

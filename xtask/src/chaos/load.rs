@@ -100,11 +100,7 @@ pub struct Api {
 impl Api {
     /// A client of todo-api at `base`, with a 10 s timeout per attempt.
     pub fn new(base: String) -> Api {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
         Api { base, agent }
     }
 
@@ -192,8 +188,14 @@ impl<'a> Worker<'a> {
     /// [`SETTLE_WITHIN`] passes. `expected` tells whether that answer's status
     /// is a success, given whether an earlier attempt was cut off (so that it
     /// may have committed); any other answer is an error.
-    fn settle(&mut self, method: &str, path: &str, headers: &[(&str, String)], body: Option<&Value>,
-        expected: impl Fn(u16, bool) -> bool) -> Result<(u16, Value)> {
+    fn settle(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+        expected: impl Fn(u16, bool) -> bool,
+    ) -> Result<(u16, Value)> {
         let deadline = Instant::now() + SETTLE_WITHIN;
         let mut cut_off = false;
         let mut backoff = Duration::from_millis(200);
@@ -240,7 +242,8 @@ impl<'a> Worker<'a> {
         let version = task["version"].as_u64().context("a task without version")?;
         let path = format!("/tasks/{id}{suffix}");
         let if_match = [("if-match", format!("\"{version}\""))];
-        let (status, json) = self.settle(method, &path, &if_match, body.as_ref(), |status, cut_off| status == 200 || (status == 412 && cut_off))?;
+        let (status, json) =
+            self.settle(method, &path, &if_match, body.as_ref(), |status, cut_off| status == 200 || (status == 412 && cut_off))?;
         let changed = if status == 412 { self.read(&id)? } else { json };
         if changed["version"].as_u64() != Some(version + 1) {
             bail!("{method} {path}: expected version {} after the change, found {}", version + 1, changed["version"]);

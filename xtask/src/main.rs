@@ -38,8 +38,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "bootstrap" => bootstrap::Tools::install().map(drop),
         "bench" => {
             // Without --store: each store in turn, in one report.
-            let stores =
-                if rest.iter().any(|a| a == "--store") { vec![parse_store(rest)?] } else { vec![Store::Sqlite, Store::Postgres] };
+            let stores = if rest.iter().any(|a| a == "--store") { vec![parse_store(rest)?] } else { vec![Store::Sqlite, Store::Postgres] };
             bench::run(&bootstrap::Tools::install()?, &stores)
         }
         "build" => build::components(),
@@ -65,8 +64,9 @@ fn parse_store(args: &[String]) -> Result<Store> {
 /// `cargo xtask dev`: the whole stack in the foreground until Ctrl-C.
 fn dev(args: &[String]) -> Result<()> {
     let store = parse_store(args)?;
-    let tools = bootstrap::Tools::install()?;
+    let tools = bootstrap::Tools::begin()?;
     build::components()?;
+    let tools = tools.ready()?;
     let stack = stack::Stack::start(&tools, store, stack::Mode::Dev)?;
     stack.print_summary();
     println!("\nPress Ctrl-C to stop everything.");
@@ -81,7 +81,8 @@ fn test(args: &[String]) -> Result<()> {
         Some(_) => vec![parse_store(args)?],
         None => vec![Store::Sqlite, Store::Postgres],
     };
-    let tools = bootstrap::Tools::install()?;
+    // The tools install in the background while the workspace compiles and its unit tests run.
+    let tools = bootstrap::Tools::begin()?;
     let mut unit_args = vec!["--workspace", "--exclude", "e2e"];
     for app in stack::APPS {
         unit_args.extend(["--exclude", app]);
@@ -91,6 +92,7 @@ fn test(args: &[String]) -> Result<()> {
     passed += paths::cargo_test(&["--manifest-path", "fuzz/Cargo.toml"], &[])?;
     manifests::check(&paths::root(), &paths::cache())?;
     build::components()?;
+    let tools = tools.ready()?;
     build::check_targets(&tools)?;
     for &store in &stores {
         println!("\n== end-to-end suite on the {store} store ==");

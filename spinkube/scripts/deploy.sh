@@ -22,7 +22,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-APPS=(todo-api reminder-service recurring-service audit-service notify-service)
+APPS=(todo-api reminder-service recurring-service audit-service notify-service web)
 PLACEHOLDER_IMAGE="todo-chatbot:local"
 
 need spin sed

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::bootstrap::Tools;
 use crate::paths;
-use crate::stack::APPS;
+use crate::stack;
 
 /// The world in `wit/` that every component must target.
 const WORLD: &str = "todo-chatbot:host/component";
@@ -16,7 +16,7 @@ const WORLD: &str = "todo-chatbot:host/component";
 /// Builds every component for `wasm32-wasip2` (release).
 pub fn components() -> Result<()> {
     let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    for app in APPS {
+    for app in stack::components() {
         args.extend(["-p", app]);
     }
     paths::cargo(&args)
@@ -31,7 +31,7 @@ pub fn check_targets(tools: &Tools) -> Result<()> {
     if targets(tools, &probe)?.is_ok() {
         bail!("the host-contract check accepted a component importing fermyon:spin/key-value");
     }
-    for app in APPS {
+    for app in stack::components() {
         let wasm = root.join(format!("target/wasm32-wasip2/release/{}.wasm", app.replace('-', "_")));
         if let Err(why) = targets(tools, &wasm)? {
             bail!("{app} does not target {WORLD}:\n{why}");

@@ -51,6 +51,10 @@ pub fn run() -> Result<()> {
             Line { what: "postgresql (--store postgres)".into(), ok: false, detail: "missing (installed with apt-get on first use)".into() }
         }
     });
+    lines.push(match bootstrap::installed_chromium() {
+        Some(bin) => Line { what: "chromium (board tests)".into(), ok: true, detail: version_of(&bin, "chromium") },
+        None => Line { what: "chromium (board tests)".into(), ok: false, detail: "missing (installed with apt-get on first use)".into() },
+    });
 
     println!("tool cache: {}\n", cache.display());
     for line in &lines {

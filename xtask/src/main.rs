@@ -5,7 +5,8 @@
 //! cargo xtask bootstrap                 install pinned tools into the cache
 //! cargo xtask build                     build every component for wasm32-wasip2
 //! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
-//! cargo xtask test                      unit tests, end-to-end on both stores, chaos
+//! cargo xtask test                      unit tests, end-to-end on both stores, the board in Chromium, chaos
+//! cargo xtask board [--store ...]       the board's browser suite alone, on a fresh stack
 //! cargo xtask bench [--store ...]       latency, throughput, memory; both stores by default
 //! cargo xtask chaos [--store ...]       load while killing parts; check invariants
 //! cargo xtask fuzz [target] [--seconds N]   fuzz the domain parsers (nightly)
@@ -13,6 +14,7 @@
 //! ```
 
 mod bench;
+mod board;
 mod bootstrap;
 mod build;
 mod chaos;
@@ -43,6 +45,12 @@ fn run(args: Vec<String>) -> Result<()> {
             let stores = if rest.iter().any(|a| a == "--store") { vec![parse_store(rest)?] } else { vec![Store::Sqlite, Store::Postgres] };
             bench::run(&bootstrap::Tools::install()?, &stores)
         }
+        "board" => {
+            let store = parse_store(rest)?;
+            let tools = bootstrap::Tools::begin()?;
+            build::components()?;
+            board::run_alone(&tools.ready()?, store).map(drop)
+        }
         "build" => build::components(),
         "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?).map(drop),
         "dev" => dev(rest),
@@ -72,6 +80,9 @@ fn dev(args: &[String]) -> Result<()> {
     let tools = tools.ready()?;
     let stack = stack::Stack::start(&tools, store, stack::Mode::Dev)?;
     stack.print_summary();
+    let secret = stack::dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+    let token = token::sign("alice", 86_400, secret.as_bytes())?;
+    println!("\nThe task board, signed in as alice for a day (development token):\n  {}/#token={token}", stack.web_url());
     println!("\nPress Ctrl-C to stop everything.");
     stack.wait_for_interrupt();
     Ok(())
@@ -87,7 +98,7 @@ fn test(args: &[String]) -> Result<()> {
     // The tools install in the background while the workspace compiles and its unit tests run.
     let tools = bootstrap::Tools::begin()?;
     let mut unit_args = vec!["--workspace", "--exclude", "e2e"];
-    for app in stack::APPS {
+    for app in stack::components() {
         unit_args.extend(["--exclude", app]);
     }
     let mut passed = paths::cargo_test(&unit_args, &[])?;
@@ -97,10 +108,17 @@ fn test(args: &[String]) -> Result<()> {
     build::components()?;
     let tools = tools.ready()?;
     build::check_targets(&tools)?;
-    for &store in &stores {
+    for (n, &store) in stores.iter().enumerate() {
         println!("\n== end-to-end suite on the {store} store ==");
-        let stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
-        let result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &stack.test_env());
+        let mut stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
+        let mut result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &stack.test_env());
+        // The board in Chromium, on the first store's stack.
+        if n == 0 {
+            result = result.and_then(|p| {
+                println!("\n== the board in Chromium on the {store} store ==");
+                Ok(p + board::run(&mut stack)?)
+            });
+        }
         drop(stack);
         passed += result.with_context(|| format!("end-to-end suite failed on the {store} store"))?;
     }

@@ -18,7 +18,9 @@
 //! 2. SpinApps: exactly one component each, that component is a `[component.<id>]` of
 //!    `<root>/spin.toml`, the SpinApp name and the Dapr app-id equal the component id,
 //!    the Dapr annotations are complete, the referenced Dapr Configuration exists, health
-//!    checks use `/healthz/<id>`, and every spin.toml component is deployed.
+//!    checks use `/healthz/<id>`, and every spin.toml component is deployed. A component
+//!    without a sidecar (the board, [`crate::stack::WEB`]) has no `dapr.io/` annotation
+//!    at all, and is no Dapr app-id (no scope may name it).
 //! 3. Dapr wiring: Subscription/Component/Resiliency/Configuration scopes name existing
 //!    app-ids, subscriptions use an existing pub/sub component, a route, and a dead-letter
 //!    topic, and every topic they use is declared as a Strimzi KafkaTopic.
@@ -50,9 +52,6 @@ const PY_PINS: &[&str] = &[
     "importlib_resources==7.1.0",
     "typing_extensions==4.16.0",
 ];
-
-/// The component ids (= Dapr app-ids) fixed by the architecture.
-const APP_IDS: &[&str] = &["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 
 const VALIDATOR_PY: &str = r#"
 import json, sys
@@ -107,7 +106,7 @@ pub fn check(root: &std::path::Path, cache: &std::path::Path) -> anyhow::Result<
 
     let tools = ensure_tools(cache)?;
     let (n_crd, n_core) = validate_schemas(&tools, &docs, &crds, cache)?;
-    let xs = cross_check(&docs, &components)?;
+    let xs = cross_check(&docs, &components, &[crate::stack::WEB])?;
     let scripts = shellcheck(&tools, &spinkube)?;
 
     println!(
@@ -324,7 +323,8 @@ fn spin_components(spin_toml: &Path) -> Result<BTreeSet<String>> {
     let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", spin_toml.display()))?;
     let comps: BTreeSet<String> =
         doc.get("component").and_then(toml::Value::as_table).map(|t| t.keys().cloned().collect()).unwrap_or_default();
-    let expected: BTreeSet<String> = APP_IDS.iter().map(|s| s.to_string()).collect();
+    // The components fixed by the architecture: the Dapr app-ids and the board.
+    let expected: BTreeSet<String> = crate::stack::components().map(str::to_owned).collect();
     if comps != expected {
         bail!("{}: [component.<id>] tables are {:?}, expected exactly {:?}", spin_toml.display(), comps, expected);
     }
@@ -446,7 +446,7 @@ fn strs(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array).into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect()
 }
 
-fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck> {
+fn cross_check(docs: &[Doc], components: &BTreeSet<String>, without_sidecar: &[&str]) -> Result<CrossCheck> {
     let of =
         |kind: &str, group: &str| -> Vec<&Doc> { docs.iter().filter(|d| d.kind == kind && d.api_version.starts_with(group)).collect() };
     let spinapps = of("SpinApp", "core.spinkube.dev/");
@@ -471,7 +471,16 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
         if &d.name != comp {
             bail!("{}: SpinApp name must equal its component id {comp:?}", d.at());
         }
-        let ann = |k: &str| d.value.pointer("/spec/podAnnotations").and_then(|a| a.get(k)).and_then(Value::as_str);
+        let annotations = d.value.pointer("/spec/podAnnotations").and_then(Value::as_object);
+        let ann = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
+        if without_sidecar.contains(&comp.as_str()) {
+            if let Some(k) = annotations.into_iter().flat_map(|a| a.keys()).find(|k| k.starts_with("dapr.io/")) {
+                bail!("{}: {comp:?} runs without a Dapr sidecar, but has the annotation {k:?}", d.at());
+            }
+            check_probes(d, comp)?;
+            deployed.insert(comp.clone());
+            continue;
+        }
         let expect = |k: &str, want: &str| -> Result<()> {
             match ann(k) {
                 Some(v) if v == want => Ok(()),
@@ -488,14 +497,7 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
             Some(c) if configs.contains(c) => {}
             other => bail!("{}: annotation dapr.io/config {other:?} names no Dapr Configuration (have {configs:?})", d.at()),
         }
-        for probe in ["liveness", "readiness"] {
-            if let Some(p) = d.value.pointer(&format!("/spec/checks/{probe}/httpGet/path")) {
-                let want = format!("/healthz/{comp}");
-                if p.as_str() != Some(want.as_str()) {
-                    bail!("{}: {probe} check path is {p}, expected {want:?}", d.at());
-                }
-            }
-        }
+        check_probes(d, comp)?;
         if !app_ids.insert(comp.clone()) {
             bail!("{}: app-id {comp:?} is deployed by two SpinApps", d.at());
         }
@@ -576,6 +578,19 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
     Ok(CrossCheck { spinapps: spinapps.len(), subscriptions: n_subs, topics: used_topics.len() })
 }
 
+/// The SpinApp's health checks, where it has them, use `/healthz/<component>`.
+fn check_probes(d: &Doc, comp: &str) -> Result<()> {
+    for probe in ["liveness", "readiness"] {
+        if let Some(p) = d.value.pointer(&format!("/spec/checks/{probe}/httpGet/path")) {
+            let want = format!("/healthz/{comp}");
+            if p.as_str() != Some(want.as_str()) {
+                bail!("{}: {probe} check path is {p}, expected {want:?}", d.at());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs shellcheck on every script; returns how many.
 fn shellcheck(tools: &Tools, spinkube: &Path) -> Result<usize> {
     let mut scripts = Vec::new();
@@ -639,7 +654,7 @@ spec:
     }
 
     fn good_docs() -> Vec<Doc> {
-        let mut docs: Vec<Doc> = APP_IDS.iter().map(|id| spinapp(id, id)).collect();
+        let mut docs: Vec<Doc> = crate::stack::APPS.iter().map(|id| spinapp(id, id)).collect();
         docs.push(doc("{apiVersion: dapr.io/v1alpha1, kind: Configuration, metadata: {name: cfg}, spec: {}}"));
         docs.push(doc("{apiVersion: dapr.io/v1alpha1, kind: Component, metadata: {name: pubsub}, spec: {type: pubsub.kafka, version: v1}, scopes: [todo-api, audit-service]}"));
         for t in ["task-events", "task-events-dlq"] {
@@ -650,12 +665,12 @@ spec:
     }
 
     fn comps() -> BTreeSet<String> {
-        APP_IDS.iter().map(|s| s.to_string()).collect()
+        crate::stack::APPS.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn cross_check_accepts_consistent_manifests() {
-        let x = cross_check(&good_docs(), &comps()).unwrap();
+        let x = cross_check(&good_docs(), &comps(), &[]).unwrap();
         assert_eq!((x.spinapps, x.subscriptions, x.topics), (5, 1, 2));
     }
 
@@ -663,7 +678,7 @@ spec:
     fn spinapp_with_unknown_component_is_rejected() {
         let mut docs = good_docs();
         docs[0] = spinapp("todo-apix", "todo-apix");
-        let e = cross_check(&docs, &comps()).unwrap_err().to_string();
+        let e = cross_check(&docs, &comps(), &[]).unwrap_err().to_string();
         assert!(e.contains("not a [component.<id>] of spin.toml"), "{e}");
     }
 
@@ -672,8 +687,31 @@ spec:
         let mut docs = good_docs();
         let last = docs.len() - 1;
         docs[last].value["scopes"] = json!(["audit"]);
-        let e = cross_check(&docs, &comps()).unwrap_err().to_string();
+        let e = cross_check(&docs, &comps(), &[]).unwrap_err().to_string();
         assert!(e.contains("scope \"audit\""), "{e}");
+    }
+
+    #[test]
+    fn a_component_without_sidecar_has_no_dapr_annotations() {
+        let mut docs = good_docs();
+        docs.push(doc("{apiVersion: core.spinkube.dev/v1alpha1, kind: SpinApp, metadata: {name: web}, spec: {image: x, executor: containerd-shim-spin, components: [web], checks: {readiness: {httpGet: {path: /healthz/web}}}}}"));
+        let mut comps = comps();
+        comps.insert("web".into());
+        assert_eq!(cross_check(&docs, &comps, &["web"]).unwrap().spinapps, 6);
+        // Without the exemption it lacks its Dapr annotations ...
+        let e = cross_check(&docs, &comps, &[]).unwrap_err().to_string();
+        assert!(e.contains("dapr.io/enabled"), "{e}");
+        // ... and with one annotation it is refused.
+        let last = docs.len() - 1;
+        docs[last].value["spec"]["podAnnotations"] = json!({"dapr.io/enabled": "true"});
+        let e = cross_check(&docs, &comps, &["web"]).unwrap_err().to_string();
+        assert!(e.contains("without a Dapr sidecar"), "{e}");
+        // A scope naming it names no Dapr app-id.
+        docs[last].value["spec"]["podAnnotations"] = json!({});
+        let sub = docs.iter().position(|d| d.kind == "Subscription").unwrap();
+        docs[sub].value["scopes"] = json!(["web"]);
+        let e = cross_check(&docs, &comps, &["web"]).unwrap_err().to_string();
+        assert!(e.contains("scope \"web\""), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The local stack: PostgreSQL (optional), Kafka, the Dapr scheduler, and one
-//! daprd plus one wasm host per app-id, each with its own log.
+//! The local stack: PostgreSQL (optional), Kafka, the Dapr scheduler, one
+//! daprd plus one wasm host per app-id, and the board's host (no sidecar),
+//! each with its own log.
 //!
 //! Dropping a [`Stack`] stops everything it started, newest first.
 
@@ -24,6 +25,17 @@ use crate::paths;
 /// not on the cluster's 50006, and can be restarted while the stack is busy.
 pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 
+/// The component that serves the task board: a host without a Dapr sidecar
+/// (the browser calls the services itself), on 3006 + offset.
+pub const WEB: &str = "web";
+/// The port index of [`WEB`] (3000 + 6).
+const WEB_INDEX: usize = 6;
+
+/// Every component of `spin.toml`: the Dapr apps, then the sidecar-less hosts.
+pub fn components() -> impl Iterator<Item = &'static str> {
+    APPS.into_iter().chain([WEB])
+}
+
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
 /// two stacks can run side by side.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +50,7 @@ impl Ports {
             Ok(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
             _ => 0,
         };
-        // Each stack's ports lie in 3000+o..3004+o, 3500+o..3554+o, 9092+o..9093+o
+        // Each stack's ports lie in 3000+o..3006+o, 3500+o..3554+o, 9092+o..9093+o
         // and 2xxxx+o: offsets of whole hundreds up to 400 never overlap.
         if offset % 100 != 0 || offset > 400 {
             bail!("TODO_PORT_OFFSET must be 0, 100, 200, 300 or 400");
@@ -51,6 +63,14 @@ impl Ports {
     /// Component HTTP port of app `i`.
     pub fn app(self, i: usize) -> u16 {
         self.at(3000, i)
+    }
+    /// The board's port (3006 + offset); its origin is what the services allow (CORS).
+    pub fn web(self) -> u16 {
+        self.app(WEB_INDEX)
+    }
+    /// The board's origins: what `CORS_ALLOWED_ORIGINS` lists for the stack.
+    fn web_origins(self) -> String {
+        format!("http://127.0.0.1:{0},http://localhost:{0}", self.web())
     }
     /// daprd HTTP port of app `i`.
     pub fn dapr(self, i: usize) -> u16 {
@@ -217,6 +237,7 @@ impl Stack {
             ensure_free(ports.app(i), app)?;
             ensure_free(ports.dapr(i), &format!("{app}'s daprd"))?;
         }
+        ensure_free(ports.web(), WEB)?;
         ensure_free(ports.kafka(), "Kafka")?;
         ensure_free(ports.scheduler(), "the Dapr scheduler")?;
 
@@ -227,8 +248,21 @@ impl Stack {
         stack.start_kafka(tools)?;
         stack.start_scheduler(tools)?;
         for (i, app) in APPS.iter().enumerate() {
-            stack.start_host(tools, i, app)?;
+            let env = vec![
+                ("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", ports.dapr(i))),
+                ("CORS_ALLOWED_ORIGINS".to_string(), ports.web_origins()),
+            ];
+            stack.start_host(tools, app, ports.app(i), &env)?;
         }
+        // The board's page tells the browser where the services are.
+        let public = |i: usize| format!("http://127.0.0.1:{}", ports.app(i));
+        let index = |app: &str| APPS.iter().position(|a| *a == app).expect("an app-id");
+        let env = vec![
+            ("TODO_API_PUBLIC_URL".to_string(), public(index("todo-api"))),
+            ("NOTIFY_SERVICE_PUBLIC_URL".to_string(), public(index("notify-service"))),
+            ("AUDIT_SERVICE_PUBLIC_URL".to_string(), public(index("audit-service"))),
+        ];
+        stack.start_host(tools, WEB, ports.web(), &env)?;
         // The first sidecar creates the state store's tables; five at once on a
         // fresh PostgreSQL race on `CREATE TABLE IF NOT EXISTS` and one fails.
         stack.start_daprd(tools, store, 0, APPS[0])?;
@@ -413,16 +447,15 @@ impl Stack {
         Ok(())
     }
 
-    fn start_host(&mut self, tools: &Tools, index: usize, app: &str) -> Result<()> {
+    /// Starts the wasm host of component `app` on `port` with `env`.
+    fn start_host(&mut self, tools: &Tools, app: &str, port: u16, env: &[(String, String)]) -> Result<()> {
         let root = paths::root();
-        let port = self.ports.app(index);
-        let env = [("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", self.ports.dapr(index)))];
         let mut cmd = match &tools.host {
             Host::Wasmtime(wasmtime) => {
                 let wasm = root.join(format!("target/wasm32-wasip2/release/{}.wasm", app.replace('-', "_")));
                 let mut cmd = Command::new(wasmtime);
                 cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")]);
-                for (k, v) in &env {
+                for (k, v) in env {
                     cmd.args(["--env", &format!("{k}={v}")]);
                 }
                 cmd.arg(wasm);
@@ -432,7 +465,7 @@ impl Stack {
                 let mut cmd = Command::new(spin);
                 cmd.args(["up", "--from"]).arg(root.join("spin.toml"));
                 cmd.args(["--component-id", app, "--listen", &format!("127.0.0.1:{port}")]);
-                for (k, v) in &env {
+                for (k, v) in env {
                     cmd.args(["--env", &format!("{k}={v}")]);
                 }
                 cmd
@@ -536,6 +569,11 @@ impl Stack {
         all
     }
 
+    /// The board's address.
+    pub fn web_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.web())
+    }
+
     /// The Kafka broker's `host:port`.
     pub fn kafka_bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.ports.kafka())
@@ -558,6 +596,7 @@ impl Stack {
             env.push((format!("{var}_URL"), format!("http://127.0.0.1:{}", self.ports.app(i))));
             env.push((format!("{var}_DAPR_URL"), format!("http://127.0.0.1:{}", self.ports.dapr(i))));
         }
+        env.push(("WEB_URL".to_string(), self.web_url()));
         env
     }
 

@@ -1,12 +1,17 @@
-//! CORS for browser clients of the real-time routes: the allowed origins come
-//! from `CORS_ALLOWED_ORIGINS` (comma-separated; `*` for any; default none).
+//! CORS for browser clients (the task board, a frontend on another origin):
+//! the allowed origins come from `CORS_ALLOWED_ORIGINS` (comma-separated; `*`
+//! for any; default none).
 
-use spin_sdk::http::{Request, Response};
+use std::future::Future;
+
+use spin_sdk::http::{Method, Request, Response};
 
 /// Methods answered to a preflight.
-pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a browser may send.
-pub const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id";
+pub const ALLOW_HEADERS: &str = "authorization, content-type, if-match, idempotency-key, last-event-id";
+/// Response headers a browser's script may read.
+pub const EXPOSE_HEADERS: &str = "etag, location, idempotent-replayed";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 
@@ -64,7 +69,11 @@ impl Cors {
 
     /// The headers of an actual (non-preflight) response to `origin`.
     pub fn headers(&self, origin: &str) -> Vec<(&'static str, String)> {
-        vec![("access-control-allow-origin", origin.to_owned()), ("vary", "origin".to_owned())]
+        vec![
+            ("access-control-allow-origin", origin.to_owned()),
+            ("access-control-expose-headers", EXPOSE_HEADERS.to_owned()),
+            ("vary", "origin".to_owned()),
+        ]
     }
 
     /// The answer to a preflight `OPTIONS`: 204 with the allowed methods and
@@ -86,6 +95,27 @@ impl Cors {
             None => crate::Problem::forbidden("this origin is not allowed (CORS_ALLOWED_ORIGINS)").into_response(),
         }
     }
+}
+
+/// Serves `req` with CORS: answers a preflight `OPTIONS` itself, else runs
+/// `handler` and adds the headers for an allowed origin.
+pub async fn serve<F, Fut>(req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let cors = Cors::from_env();
+    if *req.method() == Method::Options {
+        return cors.preflight(&req);
+    }
+    let origin = cors.allowed_origin(&req).map(str::to_owned);
+    let mut response = handler(req).await;
+    if let Some(origin) = origin {
+        for (k, v) in cors.headers(&origin) {
+            response.set_header(k, v);
+        }
+    }
+    response
 }
 
 #[cfg(test)]

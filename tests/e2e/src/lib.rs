@@ -121,6 +121,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// The body as JSON (`Null` when empty or not JSON).
     pub json: Value,
+    /// The body as text.
+    pub text: String,
 }
 
 impl Reply {
@@ -146,7 +148,7 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&st
     let status = response.status().as_u16();
     let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
 }
 
 /// Sends JSON with a bearer token.

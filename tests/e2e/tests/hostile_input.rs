@@ -941,7 +941,7 @@ impl Api {
         let status = response.status().as_u16();
         let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
     }
 
     /// A request by `user` to `/api/{user}{path}`, with credentials and `Content-Type` per `(auth, media)`.

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 
 use super::{Series, StoreRun};
 use crate::paths;
-use crate::stack::APPS;
+use crate::stack;
 
 /// The size in bytes of each component's release `.wasm`.
 pub fn wasm_sizes() -> Result<Vec<(String, u64)>> {
-    APPS.iter()
+    stack::components()
         .map(|app| {
             let wasm = paths::root().join(format!("target/wasm32-wasip2/release/{}.wasm", app.replace('-', "_")));
             let bytes = fs::metadata(&wasm).with_context(|| format!("reading {}", wasm.display()))?.len();

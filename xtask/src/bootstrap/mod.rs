@@ -60,11 +60,12 @@ const WASM_TOOLS_WHEEL: Wheel = Wheel {
 };
 
 /// What must be on PATH before the bootstrap can install the rest, and how to get it.
-pub const PREREQUISITES: [(&str, &str); 4] = [
+pub const PREREQUISITES: [(&str, &str); 5] = [
     ("go", "Go 1.26+ (https://go.dev/dl, or your package manager)"),
     ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
     ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
     ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
+    ("npm", "Node.js 20+ with npm, for the board's browser tests (e.g. `apt-get install nodejs npm`)"),
 ];
 
 /// The wasm host that serves the components.
@@ -108,7 +109,7 @@ impl Tools {
     pub fn begin() -> Result<Pending> {
         let cache = paths::cache();
         fs::create_dir_all(cache.join("logs"))?;
-        let [go, java, mvn, _python] = PREREQUISITES.map(|(name, how)| require(name, how));
+        let [go, java, mvn, _python, _npm] = PREREQUISITES.map(|(name, how)| require(name, how));
         let (go, java, mvn) = (go?, java?, mvn?);
         wasm_target()?;
         let started = Instant::now();
@@ -322,22 +323,42 @@ pub fn postgres_bin() -> Result<PathBuf> {
     if let Some(bin) = find() {
         return Ok(bin);
     }
-    if which("apt-get").is_none() {
-        bail!("PostgreSQL server is missing; install it (Debian/Ubuntu: `apt-get install postgresql`)");
+    apt_install("PostgreSQL server", &["postgresql"])?;
+    find().context("PostgreSQL was installed but initdb was not found under /usr/lib/postgresql")
+}
+
+/// Debian's Chromium (and its WebDriver), for the board's browser tests; installed when missing.
+pub fn chromium() -> Result<PathBuf> {
+    if let Some(bin) = installed_chromium() {
+        return Ok(bin);
     }
-    println!("installing PostgreSQL (apt-get install postgresql)");
+    apt_install("Chromium", &["chromium", "chromium-driver"])?;
+    installed_chromium().context("Chromium was installed but `chromium` is not on PATH")
+}
+
+/// The installed Chromium, if any.
+pub fn installed_chromium() -> Option<PathBuf> {
+    which("chromium")
+}
+
+/// `apt-get install <packages>` (through sudo unless root), after `apt-get update`.
+fn apt_install(what: &str, packages: &[&str]) -> Result<()> {
+    if which("apt-get").is_none() {
+        bail!("{what} is missing; install it (Debian/Ubuntu: `apt-get install {}`)", packages.join(" "));
+    }
+    println!("installing {what} (apt-get install {})", packages.join(" "));
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut cmd = Command::new(sudo.first().copied().unwrap_or("apt-get"));
         if !sudo.is_empty() {
             cmd.arg("apt-get");
         }
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        // Another install on the machine holds the lock for a while: wait for it.
+        cmd.args(["-o", "DPkg::Lock::Timeout=600"]).args(args).env("DEBIAN_FRONTEND", "noninteractive");
         run(&mut cmd)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "postgresql"])?;
-    find().context("PostgreSQL was installed but initdb was not found under /usr/lib/postgresql")
+    apt(&[&["install", "-y", "-q"], packages].concat())
 }
 
 /// The newest installed PostgreSQL server's `bin` directory, if any.

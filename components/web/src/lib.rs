@@ -1,0 +1,65 @@
+//! `web`: the live task board. Serves the single page at `/` and its files at
+//! `/assets/{build}/...`, all embedded in the component, so the board works
+//! with no network but the services it talks to. It has no Dapr sidecar: the
+//! browser calls todo-api, notify-service and audit-service itself (CORS).
+
+mod assets;
+mod page;
+
+use component_kit::{health, Problem};
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+
+const APP_ID: &str = "web";
+/// Fingerprinted assets never change under their URL.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+#[http_component]
+fn handle(req: Request) -> impl IntoResponse {
+    let head = *req.method() == Method::Head;
+    if !head && *req.method() != Method::Get {
+        let mut response = Problem::new(405, "Method Not Allowed", "the board is read with GET").into_response();
+        response.set_header("allow", "GET, HEAD");
+        return response;
+    }
+    let path = req.path();
+    let mut response = if path == "/healthz/web" {
+        health(APP_ID)
+    } else if path == "/" {
+        index(&req)
+    } else if let Some(asset) = path.strip_prefix("/assets/").and_then(|rest| rest.split_once('/')).and_then(|(build, file)| {
+        // Only this build's assets: an old page asks for an old build and gets a clean 404.
+        (build == assets::BUILD).then(|| assets::find(file)).flatten()
+    }) {
+        cached(&req, asset.etag, asset.content_type, IMMUTABLE, asset.body.to_vec())
+    } else {
+        Problem::not_found("no such page or asset").into_response()
+    };
+    response.set_header("x-content-type-options", "nosniff");
+    if head {
+        *response.body_mut() = Vec::new();
+    }
+    response
+}
+
+/// The page: revalidated on every load (`no-cache`), so a new build shows at once.
+fn index(req: &Request) -> Response {
+    let config = page::Config::from_env();
+    let (html, etag) = page::render(&config);
+    let mut response = cached(req, &etag, "text/html; charset=utf-8", "no-cache", html.into_bytes());
+    response.set_header("content-security-policy", config.csp());
+    response.set_header("referrer-policy", "no-referrer");
+    response
+}
+
+/// A 200 with `body`, or a 304 when the client's `If-None-Match` has `etag`.
+fn cached(req: &Request, etag: &str, content_type: &str, cache_control: &str, body: Vec<u8>) -> Response {
+    let fresh = req.header("if-none-match").and_then(|v| v.as_str()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut builder = Response::builder();
+    builder.header("etag", etag).header("cache-control", cache_control);
+    if fresh {
+        builder.status(304).build()
+    } else {
+        builder.status(200).header("content-type", content_type).body(body).build()
+    }
+}

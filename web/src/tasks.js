@@ -68,8 +68,13 @@ const EVENT_WORDS = {
 
 /** One audit entry as a history line. */
 export function historyItem(entry, zone) {
-  const what = EVENT_WORDS[entry.event_type] || entry.event_type;
-  const changed = entry.data?.changed?.length ? ` (${entry.data.changed.join(', ')})` : '';
+  let what = EVENT_WORDS[entry.event_type] || entry.event_type;
+  let fields = entry.event_type === 'com.todo.task.completed.v1' ? [] : entry.data?.changed || [];
+  if (fields.includes('completed') && entry.data?.task?.completed === false) {
+    what = 'Reopened';
+    fields = fields.filter((f) => f !== 'completed');
+  }
+  const changed = fields.length ? ` (${fields.join(', ')})` : '';
   return el('li', {},
     el('span', { class: 'what' }, what + changed),
     el('time', { datetime: entry.event_time }, humanDate(entry.event_time, zone)),

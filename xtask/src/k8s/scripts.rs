@@ -1,0 +1,95 @@
+//! The install scripts (`spinkube/scripts/`), run as the install guide orders
+//! them, against the test API server. `kubectl` is a logging wrapper
+//! (`kubectl-shim.sh`): what needs a kubelet, a controller or a download is
+//! skipped and logged, everything else runs for real. Helm installs (Dapr,
+//! Strimzi, the operator, kwasm) are out of reach offline: `helm` and `spin`
+//! are no-ops that log what they were asked.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::install::{Kit, SPIN_OPERATOR_VERSION};
+
+/// In the install guide's order.
+const SCRIPTS: &[&str] = &["setup-strimzi.sh", "setup-dapr.sh", "setup-spinkube.sh", "deploy.sh"];
+
+/// How long one script may take (deploy.sh waits up to 2 minutes for Deployments).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the scripts did.
+pub struct Outcome {
+    /// kubectl steps that ran against the API server.
+    pub ran: usize,
+    /// Steps skipped, with why (`reason\tcommand`).
+    pub skipped: Vec<String>,
+    pub faults: Vec<String>,
+}
+
+fn write_exe(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// Runs every script; `kubeconfig` is the admin's.
+pub fn run(kit: &Kit, root: &Path, kubeconfig: &Path, dir: &Path) -> Result<Outcome> {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin)?;
+    let log = dir.join("kubectl-steps.log");
+    fs::write(&log, "")?;
+    write_exe(&bin.join("kubectl"), include_str!("kubectl-shim.sh"))?;
+    for tool in ["helm", "spin"] {
+        write_exe(
+            &bin.join(tool),
+            &format!("#!/bin/sh\nprintf 'skipped (no {tool} offline)\\t{tool} %s\\n' \"$*\" >>\"$TODO_KUBECTL_LOG\"\n"),
+        )?;
+    }
+    let real = crate::bootstrap::which("kubectl").context("`kubectl` is required on PATH")?;
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut faults = Vec::new();
+    for script in SCRIPTS {
+        let out = dir.join(format!("{script}.log"));
+        let mut child = Command::new("bash")
+            .arg(root.join("spinkube/scripts").join(script))
+            .env("PATH", &path)
+            .env("KUBECONFIG", kubeconfig)
+            .env("TODO_KUBECTL_LOG", &log)
+            .env("TODO_REAL_KUBECTL", &real)
+            .env("TODO_SPIN_OPERATOR_MODULE", &kit.operator_module)
+            .env("TODO_SPIN_OPERATOR_VERSION", SPIN_OPERATOR_VERSION)
+            .env("TODO_SKIP_BUILD", "1")
+            .env("TODO_IMAGE", "registry.example/todo-chatbot:check")
+            .env("TODO_PROFILE", "minikube")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out)?)
+            .stderr(fs::File::create(&out)?.try_clone()?)
+            .spawn()?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if started.elapsed() > SCRIPT_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        if !status.is_some_and(|s| s.success()) {
+            let said = fs::read_to_string(&out).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(3).collect();
+            faults.push(format!("scripts/{script} failed ({status:?}): {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+        }
+    }
+    let steps = fs::read_to_string(&log)?;
+    let ran = steps.lines().filter(|l| l.starts_with("ran\t")).count();
+    faults.extend(steps.lines().filter(|l| l.starts_with("FAILED")).map(|l| format!("kubectl step failed: {l}")));
+    let skipped = steps.lines().filter(|l| l.starts_with("skipped")).map(str::to_owned).collect();
+    Ok(Outcome { ran, skipped, faults })
+}

@@ -114,7 +114,7 @@ impl Cluster {
                 .arg("--service-account-signing-key-file")
                 .arg(&sa_key)
                 .args(["--service-cluster-ip-range", "10.0.0.0/24", "--allow-privileged=true"])
-                .args(["--disable-admission-plugins", "ServiceAccount", "--profiling=false"]),
+                .args(["--disable-admission-plugins", "ServiceAccount", "--profiling=false", "--endpoint-reconciler-type=none"]),
         )?;
         // The API server signs its own serving certificate; the kubeconfigs trust exactly it.
         let ca = dir.join("pki/apiserver.crt");

@@ -95,7 +95,12 @@ impl Facts {
                 settings: settings(&text),
                 ..Component::default()
             };
-            component.settings.extend(settings(&read_sources(&kit.join("settings.rs"))?));
+            // Every component reads `Settings::from_env`.
+            for setting in settings(&read_sources(&kit.join("settings.rs"))?) {
+                if !component.settings.iter().any(|s| s.name == setting.name) {
+                    component.settings.push(setting);
+                }
+            }
             for (call, names) in SECRET_READERS {
                 if own.contains(call) {
                     let secrets: Vec<String> = names.iter().filter_map(|n| component.default_of(n)).map(str::to_owned).collect();

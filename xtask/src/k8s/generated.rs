@@ -111,8 +111,10 @@ pub fn workloads(objects: &Objects, facts: &Facts) -> Vec<String> {
         for probe in ["readinessProbe", "livenessProbe"] {
             let path = container[probe]["httpGet"]["path"].as_str();
             let served = path.is_some_and(|p| facts.routes.iter().any(|r| super::checks::route_matches(r, p)));
-            if !served || container[probe]["httpGet"]["port"] != "http-app" {
-                fault(format!("{probe} {:?} is not a route of {component} on port http-app", container[probe]["httpGet"]));
+            let probe_port = &container[probe]["httpGet"]["port"];
+            let on_app_port = probe_port == "http-app" || port.as_ref() == Some(probe_port);
+            if !served || !on_app_port {
+                fault(format!("{probe} {:?} is not a route of {component} on the app port", container[probe]["httpGet"]));
             }
         }
         for f in dapr_annotations(objects, ns, component, &d["template"]["metadata"]["annotations"]) {

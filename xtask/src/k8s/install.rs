@@ -56,20 +56,20 @@ pub fn install(cache: &Path) -> Result<Kit> {
     let control_plane = GoBuild {
         name: "etcd + kube-apiserver",
         module: "xtask/k8s/control-plane",
-        prefix: &format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}"),
+        prefix: format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}"),
         sources: &["go.mod", "go.sum"],
         targets: &[("go.etcd.io/etcd/server/v3", "etcd"), ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver")],
-        ldflags: &version_flags,
+        ldflags: version_flags,
         expect: "about 15 minutes on 2 cores, once",
     }
     .build(&go, cache)?;
     let operator = GoBuild {
         name: "spin-operator",
         module: "xtask/k8s/spin-operator",
-        prefix: &format!("spin-operator-{SPIN_OPERATOR_VERSION}"),
+        prefix: format!("spin-operator-{SPIN_OPERATOR_VERSION}"),
         sources: &["go.mod", "go.sum"],
         targets: &[("github.com/spinkube/spin-operator/cmd", "spin-operator")],
-        ldflags: "",
+        ldflags: String::new(),
         expect: "about 5 minutes on 2 cores, once",
     }
     .build(&go, cache)?;

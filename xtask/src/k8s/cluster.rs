@@ -63,6 +63,7 @@ impl Drop for Process {
 pub struct Cluster {
     dir: PathBuf,
     admin: PathBuf,
+    kubectl: PathBuf,
     // Dropped in reverse start order: the API server before etcd.
     processes: Vec<Process>,
 }
@@ -78,7 +79,8 @@ impl Cluster {
             fs::remove_dir_all(dir)?;
         }
         fs::create_dir_all(dir.join("pki"))?;
-        let mut cluster = Cluster { dir: dir.to_path_buf(), admin: dir.join("admin.kubeconfig"), processes: Vec::new() };
+        let mut cluster =
+            Cluster { dir: dir.to_path_buf(), admin: dir.join("admin.kubeconfig"), kubectl: kit.kubectl.clone(), processes: Vec::new() };
         let etcd_url = format!("http://127.0.0.1:{}", ports.etcd());
         let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer());
         cluster.spawn(
@@ -189,7 +191,7 @@ impl Cluster {
     }
 
     fn kubectl_cmd(&self) -> Command {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = Command::new(&self.kubectl);
         cmd.arg("--kubeconfig").arg(&self.admin);
         cmd
     }
@@ -203,7 +205,7 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("cannot run kubectl (is it on PATH?)")?;
+            .context("cannot run kubectl")?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin.write_all(text.as_bytes())?;
         }

@@ -1,5 +1,5 @@
-//! Installs what `cargo xtask k8s` runs, once, into the tool cache: etcd and
-//! kube-apiserver, the SpinKube operator, and every CRD the manifests use.
+//! Installs what `cargo xtask k8s` runs, once, into the tool cache: etcd,
+//! kube-apiserver and kubectl, the SpinKube operator, and every CRD the manifests use.
 //!
 //! Everything comes from a package registry by name and version: the control
 //! plane and the operator from the Go module proxy (our modules under
@@ -36,6 +36,8 @@ const STRIMZI_KINDS: &[(&str, &str)] = &[
 pub struct Kit {
     pub etcd: PathBuf,
     pub apiserver: PathBuf,
+    /// Of the API server's version (a machine's kubectl may be far off).
+    pub kubectl: PathBuf,
     pub operator: PathBuf,
     /// The `github.com/spinkube/spin-operator` module (RBAC, samples).
     pub operator_module: PathBuf,
@@ -48,38 +50,61 @@ pub struct Kit {
 pub fn install(cache: &Path) -> Result<Kit> {
     fs::create_dir_all(cache.join("logs"))?;
     let go = which("go").context("`go` is required (Go 1.26+, https://go.dev/dl)")?;
-    let version_flags = format!(
-        "-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 \
-         -X k8s.io/component-base/version.gitMinor={}",
-        KUBERNETES_VERSION.split('.').nth(1).unwrap_or_default()
-    );
-    let control_plane = GoBuild {
-        name: "etcd + kube-apiserver",
+    let control_plane = control_plane_build().build(&go, cache)?;
+    let operator = operator_build().build(&go, cache)?;
+    let operator_module = module_dir(&go, "github.com/spinkube/spin-operator", SPIN_OPERATOR_VERSION)?;
+    let dapr_module = module_dir(&go, "github.com/dapr/dapr", DAPR_VERSION)?;
+    let mut crds = yaml_files(&dapr_module.join("charts/dapr/crds"))?;
+    crds.extend(yaml_files(&operator_module.join("config/crd/bases"))?);
+    crds.extend(strimzi_crds(cache)?);
+    let [etcd, apiserver, kubectl] = <[PathBuf; 3]>::try_from(control_plane).expect("three control-plane binaries");
+    Ok(Kit { etcd, apiserver, kubectl, operator: operator.into_iter().next().expect("operator binary"), operator_module, crds, go })
+}
+
+/// etcd, kube-apiserver and kubectl from `xtask/k8s/control-plane`.
+fn control_plane_build() -> GoBuild<'static> {
+    let minor = KUBERNETES_VERSION.split('.').nth(1).unwrap_or_default();
+    GoBuild {
+        name: "etcd + kube-apiserver + kubectl",
         module: "xtask/k8s/control-plane",
         prefix: format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}"),
         sources: &["go.mod", "go.sum"],
-        targets: &[("go.etcd.io/etcd/server/v3", "etcd"), ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver")],
-        ldflags: version_flags,
-        expect: "about 15 minutes on 2 cores, once",
+        targets: &[
+            ("go.etcd.io/etcd/server/v3", "etcd"),
+            ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+            ("k8s.io/kubernetes/cmd/kubectl", "kubectl"),
+        ],
+        ldflags: format!(
+            "-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 \
+             -X k8s.io/component-base/version.gitMinor={minor}"
+        ),
+        expect: "about 30 minutes on 2 cores, once",
     }
-    .build(&go, cache)?;
-    let operator = GoBuild {
+}
+
+/// spin-operator from `xtask/k8s/spin-operator`.
+fn operator_build() -> GoBuild<'static> {
+    GoBuild {
         name: "spin-operator",
         module: "xtask/k8s/spin-operator",
         prefix: format!("spin-operator-{SPIN_OPERATOR_VERSION}"),
         sources: &["go.mod", "go.sum"],
         targets: &[("github.com/spinkube/spin-operator/cmd", "spin-operator")],
         ldflags: String::new(),
-        expect: "about 5 minutes on 2 cores, once",
+        expect: "about 7 minutes on 2 cores, once",
     }
-    .build(&go, cache)?;
-    let operator_module = module_dir(&go, "github.com/spinkube/spin-operator", SPIN_OPERATOR_VERSION)?;
-    let dapr_module = module_dir(&go, "github.com/dapr/dapr", DAPR_VERSION)?;
-    let mut crds = yaml_files(&dapr_module.join("charts/dapr/crds"))?;
-    crds.extend(yaml_files(&operator_module.join("config/crd/bases"))?);
-    crds.extend(strimzi_crds(cache)?);
-    let [etcd, apiserver] = <[PathBuf; 2]>::try_from(control_plane).expect("two control-plane binaries");
-    Ok(Kit { etcd, apiserver, operator: operator.into_iter().next().expect("operator binary"), operator_module, crds, go })
+}
+
+/// For `cargo xtask doctor`: each tool and where the cache has (or will have) it.
+pub fn cached(cache: &Path) -> Result<Vec<(String, PathBuf)>> {
+    Ok(vec![
+        (
+            format!("etcd {ETCD_VERSION}, kube-apiserver/kubectl {KUBERNETES_VERSION}"),
+            control_plane_build().dir(cache)?.join("kube-apiserver"),
+        ),
+        (format!("spin-operator {SPIN_OPERATOR_VERSION}"), operator_build().dir(cache)?.join("spin-operator")),
+        (format!("strimzi {STRIMZI_VERSION} CRDs"), cache.join(format!("strimzi-crds-{STRIMZI_VERSION}/.complete"))),
+    ])
 }
 
 /// The directory of `module@version` in the Go module cache (downloaded if needed).

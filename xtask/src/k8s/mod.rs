@@ -33,6 +33,8 @@ use cluster::{Cluster, Ports, OPERATOR_USER};
 const KINDS: &str = "spinapps,spinappexecutors,runtimeclasses,deployments,services,serviceaccounts,secrets,\
                      configurations.dapr.io,components.dapr.io,subscriptions.dapr.io,ingresses,kafkatopics";
 
+pub use install::cached;
+
 /// Runs the whole check; fails listing every fault found.
 pub fn run() -> Result<()> {
     let (root, cache) = (paths::root(), paths::cache());

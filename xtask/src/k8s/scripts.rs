@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::install::{Kit, SPIN_OPERATOR_VERSION};
 
@@ -50,7 +50,6 @@ pub fn run(kit: &Kit, root: &Path, kubeconfig: &Path, dir: &Path) -> Result<Outc
             &format!("#!/bin/sh\nprintf 'skipped (no {tool} offline)\\t{tool} %s\\n' \"$*\" >>\"$TODO_KUBECTL_LOG\"\n"),
         )?;
     }
-    let real = crate::bootstrap::which("kubectl").context("`kubectl` is required on PATH")?;
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut faults = Vec::new();
     for script in SCRIPTS {
@@ -60,7 +59,7 @@ pub fn run(kit: &Kit, root: &Path, kubeconfig: &Path, dir: &Path) -> Result<Outc
             .env("PATH", &path)
             .env("KUBECONFIG", kubeconfig)
             .env("TODO_KUBECTL_LOG", &log)
-            .env("TODO_REAL_KUBECTL", &real)
+            .env("TODO_REAL_KUBECTL", &kit.kubectl)
             .env("TODO_SPIN_OPERATOR_MODULE", &kit.operator_module)
             .env("TODO_SPIN_OPERATOR_VERSION", SPIN_OPERATOR_VERSION)
             .env("TODO_SKIP_BUILD", "1")

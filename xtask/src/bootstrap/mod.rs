@@ -11,7 +11,7 @@ mod wheel;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -278,23 +278,21 @@ impl GoBuild<'_> {
         }
         let log = cache.join("logs").join(format!("{}-build.log", self.prefix));
         let step = Step::start(self.name, &format!("building from the Go module proxy; log: {}", log.display()), self.expect);
-        let status = Command::new(go)
-            .arg("build")
-            .args(GO_BUILD_FLAGS)
-            .arg(self.link_flags())
-            .arg("-o")
-            .arg(format!("{}/", dir.display()))
-            .args(self.targets.iter().map(|(package, _)| package))
-            .current_dir(&module)
-            // Every module's hash is pinned in go.sum; some are not in the public checksum database.
-            .env("GONOSUMDB", "*")
-            .env("GOFLAGS", "-mod=readonly")
-            .stdout(fs::File::create(&log)?)
-            .stderr(fs::File::create(&log)?.try_clone()?)
-            .status()?;
-        if !status.success() {
-            bail!("building {} failed; see {}", self.name, log.display());
-        }
+        paths::run_logged(
+            Command::new(go)
+                .arg("build")
+                .args(GO_BUILD_FLAGS)
+                .arg(self.link_flags())
+                .arg("-o")
+                .arg(format!("{}/", dir.display()))
+                .args(self.targets.iter().map(|(package, _)| package))
+                .current_dir(&module)
+                // Every module's hash is pinned in go.sum; some are not in the public checksum database.
+                .env("GONOSUMDB", "*")
+                .env("GOFLAGS", "-mod=readonly"),
+            &log,
+            &format!("building {}", self.name),
+        )?;
         // `go build -o dir/` names a binary after its package path, less a `/vN` suffix.
         for ((package, bin), path) in self.targets.iter().zip(&bins) {
             let mut parts = package.rsplit('/');
@@ -351,16 +349,13 @@ fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
     fs::write(dir.join("pom.xml"), include_str!("kafka-pom.xml").replace("KAFKA_VERSION", KAFKA_VERSION))?;
     let log = cache.join("logs").join("kafka-download.log");
     let step = Step::start("kafka", &format!("downloading the {KAFKA_VERSION} jars with Maven; log: {}", log.display()), "about a minute");
-    let status = Command::new(mvn)
-        .args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&log)?)
-        .stderr(fs::File::create(&log)?.try_clone()?)
-        .status()?;
-    if !status.success() {
-        bail!("downloading Kafka failed; see {}", log.display());
-    }
+    paths::run_logged(
+        Command::new(mvn)
+            .args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"])
+            .current_dir(&dir),
+        &log,
+        "downloading Kafka",
+    )?;
     fs::write(dir.join(".complete"), KAFKA_VERSION)?;
     step.finish();
     Ok(libs)

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -132,31 +132,13 @@ fn http_triggers(manifest: &toml::Value) -> Vec<(String, String)> {
 
 /// All `*.rs` under `path` (or the file itself), concatenated.
 fn read_sources(path: &Path) -> Result<String> {
-    let mut files = Vec::new();
-    collect_rs(path, &mut files)?;
-    files.sort();
+    let files = if path.is_file() { vec![path.to_path_buf()] } else { crate::paths::files_with_ext(path, "rs")? };
     let mut text = String::new();
     for f in files {
         text.push_str(&fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?);
         text.push('\n');
     }
     Ok(text)
-}
-
-fn collect_rs(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    for entry in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?.flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            collect_rs(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 /// `(module name, source)` of each top-level module file of a crate.

@@ -54,8 +54,8 @@ pub fn install(cache: &Path) -> Result<Kit> {
     let operator = operator_build().build(&go, cache)?;
     let operator_module = module_dir(&go, "github.com/spinkube/spin-operator", SPIN_OPERATOR_VERSION)?;
     let dapr_module = module_dir(&go, "github.com/dapr/dapr", DAPR_VERSION)?;
-    let mut crds = yaml_files(&dapr_module.join("charts/dapr/crds"))?;
-    crds.extend(yaml_files(&operator_module.join("config/crd/bases"))?);
+    let mut crds = crate::paths::files_with_ext(&dapr_module.join("charts/dapr/crds"), "yaml")?;
+    crds.extend(crate::paths::files_with_ext(&operator_module.join("config/crd/bases"), "yaml")?);
     crds.extend(strimzi_crds(cache)?);
     let [etcd, apiserver, kubectl] = <[PathBuf; 3]>::try_from(control_plane).expect("three control-plane binaries");
     Ok(Kit { etcd, apiserver, kubectl, operator: operator.into_iter().next().expect("operator binary"), operator_module, crds, go })
@@ -122,18 +122,6 @@ fn module_dir(go: &Path, module: &str, version: &str) -> Result<PathBuf> {
     }
 }
 
-/// The `*.yaml` files of `dir`, sorted.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Strimzi's CRDs, generated once from the release's API classes.
 fn strimzi_crds(cache: &Path) -> Result<Vec<PathBuf>> {
     let dir = cache.join(format!("strimzi-crds-{STRIMZI_VERSION}"));
@@ -149,18 +137,7 @@ fn strimzi_crds(cache: &Path) -> Result<Vec<PathBuf>> {
     let log = cache.join("logs").join("strimzi-crds.log");
     let step =
         Step::start("strimzi CRDs", &format!("io.strimzi:crd-generator {STRIMZI_VERSION} with Maven; log: {}", log.display()), "a minute");
-    let logged = |cmd: &mut Command| -> Result<()> {
-        let status = cmd
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log)?)
-            .stderr(fs::File::create(&log)?.try_clone()?)
-            .status()?;
-        if !status.success() {
-            bail!("generating the Strimzi CRDs failed; see {}", log.display());
-        }
-        Ok(())
-    };
+    let logged = |cmd: &mut Command| crate::paths::run_logged(cmd.current_dir(&dir), &log, "generating the Strimzi CRDs");
     logged(Command::new(mvn).args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"]))?;
     // The arguments of Strimzi's own build (api/pom.xml).
     let mut generate = Command::new(java);

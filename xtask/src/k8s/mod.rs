@@ -18,7 +18,6 @@ mod scripts;
 mod shellcheck;
 mod sidecar;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -107,19 +106,7 @@ fn apply(cluster: &Cluster, file: &Path, dry_run: bool) -> Result<()> {
 
 /// Every manifest under `spinkube/`, namespaces first.
 fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in fs::read_dir(dir)?.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|e| e == "yaml") {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
+    let mut files = paths::files_with_ext(dir, "yaml")?;
     files.sort_by_key(|f| (!f.ends_with("namespaces.yaml"), f.clone()));
     Ok(files)
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 
 use super::checks::Objects;
@@ -34,20 +34,18 @@ pub fn inject(objects: &Objects, go: &Path, dir: &Path) -> Result<Map<String, Va
     let log = dir.join("injector-test.log");
     let step =
         Step::start("dapr injector", &format!("go test xtask/dapr/injector; log: {}", log.display()), "a minute once, seconds cached");
-    let status = Command::new(go)
-        // The flags of the daprd build, so its compiled packages are reused.
-        .args(["test", "-count=1", "-trimpath", "-gcflags=all=-dwarf=false", "./injector"])
-        .current_dir(crate::paths::root().join("xtask/dapr"))
-        .env("GONOSUMDB", "*")
-        .env("GOFLAGS", "-mod=readonly")
-        .env("TODO_POD_TEMPLATES", &input)
-        .env("TODO_DAPRD_OUT", &output)
-        .stdout(fs::File::create(&log)?)
-        .stderr(fs::File::create(&log)?.try_clone()?)
-        .status()?;
-    if !status.success() {
-        bail!("the Dapr injector test failed; see {}", log.display());
-    }
+    crate::paths::run_logged(
+        Command::new(go)
+            // The flags of the daprd build, so its compiled packages are reused.
+            .args(["test", "-count=1", "-trimpath", "-gcflags=all=-dwarf=false", "./injector"])
+            .current_dir(crate::paths::root().join("xtask/dapr"))
+            .env("GONOSUMDB", "*")
+            .env("GOFLAGS", "-mod=readonly")
+            .env("TODO_POD_TEMPLATES", &input)
+            .env("TODO_DAPRD_OUT", &output),
+        &log,
+        "the Dapr injector test",
+    )?;
     step.finish();
     let daprd: Value = serde_json::from_slice(&fs::read(&output).context("the injector test wrote no output")?)?;
     daprd.as_object().cloned().context("injector output is not an object")

@@ -18,17 +18,28 @@ use super::install::Kit;
 pub const OPERATOR_USER: &str = "system:serviceaccount:spin-operator:spin-operator-controller-manager";
 
 /// The loopback ports: etcd client and peer, the API server, the operator's
-/// metrics and health endpoints. `TODO_K8S_PORT` moves the block (default 26150).
+/// metrics and health endpoints. `TODO_K8S_PORT` fixes the block's first port;
+/// by default the first free block of ten from 26150 up to 26990 is taken, so
+/// that checks of two work trees can run at once.
 #[derive(Clone, Copy)]
 pub struct Ports(u16);
 
 impl Ports {
     pub fn from_env() -> Result<Ports> {
         match std::env::var("TODO_K8S_PORT") {
-            Ok(p) if !p.is_empty() => Ok(Ports(p.parse().context("TODO_K8S_PORT must be a port number")?)),
-            _ => Ok(Ports(26150)),
+            Ok(p) if !p.trim().is_empty() => Ok(Ports(p.trim().parse().context("TODO_K8S_PORT must be a port number")?)),
+            _ => (26150..=26990).step_by(10).map(Ports).find(|p| p.free()).context("no free block of ports in 26150-26999"),
         }
     }
+
+    fn all(self) -> [u16; 5] {
+        [self.etcd(), self.etcd_peer(), self.apiserver(), self.operator_metrics(), self.operator_health()]
+    }
+
+    fn free(self) -> bool {
+        self.all().iter().all(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+    }
+
     fn etcd(self) -> u16 {
         self.0
     }
@@ -71,9 +82,8 @@ pub struct Cluster {
 impl Cluster {
     /// Starts etcd and kube-apiserver with state under `dir` (emptied first).
     pub fn start(kit: &Kit, dir: &Path, ports: Ports) -> Result<Cluster> {
-        for port in [ports.etcd(), ports.etcd_peer(), ports.apiserver(), ports.operator_metrics(), ports.operator_health()] {
-            TcpListener::bind(("127.0.0.1", port))
-                .with_context(|| format!("port {port} is taken (a previous check still running?); set TODO_K8S_PORT to move the block"))?;
+        if !ports.free() {
+            bail!("a port of {:?} is taken; set TODO_K8S_PORT to another block", ports.all());
         }
         if dir.exists() {
             fs::remove_dir_all(dir)?;
@@ -192,7 +202,7 @@ impl Cluster {
 
     fn kubectl_cmd(&self) -> Command {
         let mut cmd = Command::new(&self.kubectl);
-        cmd.arg("--kubeconfig").arg(&self.admin);
+        cmd.arg("--kubeconfig").arg(&self.admin).arg("--request-timeout=60s");
         cmd
     }
 

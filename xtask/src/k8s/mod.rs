@@ -59,6 +59,7 @@ pub fn run() -> Result<()> {
             faults.push(format!("{e:#}"));
         }
     }
+    faults.extend(validation_is_on(&cluster));
     start_operator(&mut cluster, &kit, ports)?;
     let scripts = scripts::run(&kit, &root, cluster.kubeconfig(), cluster.dir())?;
     faults.extend(scripts.faults);
@@ -102,6 +103,16 @@ fn apply(cluster: &Cluster, file: &Path, dry_run: bool) -> Result<()> {
         args.push("--dry-run=server");
     }
     cluster.kubectl(&args, None).map(drop).with_context(|| format!("applying {}", file.display()))
+}
+
+/// A SpinApp the API server must refuse (a string for `replicas`, an unknown
+/// field): shows that server-side validation judged the manifests.
+const BROKEN_SPINAPP: &str = "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata: {name: broken, namespace: todo}\n\
+                              spec: {image: x, executor: containerd-shim-spin, replicas: two, notAField: 1}\n";
+
+fn validation_is_on(cluster: &Cluster) -> Option<String> {
+    let accepted = cluster.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", "-"], Some(BROKEN_SPINAPP)).is_ok();
+    accepted.then(|| "the API server accepted a broken SpinApp: manifests are not validated".to_owned())
 }
 
 /// Every manifest under `spinkube/`, namespaces first.

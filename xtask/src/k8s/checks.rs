@@ -9,7 +9,7 @@
 //! - invocation: an app's access-control policy admits exactly the app-ids
 //!   whose code invokes it;
 //! - subscription routes: every route a Subscription delivers to is an HTTP
-//!   route of that app's component in `spin.toml`;
+//!   route of that app's component in `spin.toml` and a path of its router;
 //! - environment: every setting a component reads whose default is empty or
 //!   loopback (CORS origins, auth URLs, ...) is set for it on the cluster.
 
@@ -206,6 +206,8 @@ pub fn subscription_routes(objects: &Objects, facts: &Facts) -> Vec<String> {
             for route in &routes {
                 if !app.component.routes.iter().any(|r| route_matches(r, route)) {
                     faults.push(format!("Subscription {name}: route {route} is no route of component {} in spin.toml", app.component.id));
+                } else if !app.component.handlers.iter().any(|h| route_matches(h, route)) {
+                    faults.push(format!("Subscription {name}: route {route} is served by no handler of component {}", app.component.id));
                 }
             }
         }
@@ -274,6 +276,7 @@ pub mod tests {
         let component = |id: &str| Component {
             id: id.into(),
             routes: vec![format!("/internal/{id}/..."), format!("/healthz/{id}")],
+            handlers: vec![format!("/internal/{id}/events")],
             settings: vec![Setting { name: "SECRET_STORE".into(), default: Some("secrets".into()) }],
             ..Component::default()
         };
@@ -377,6 +380,62 @@ pub mod tests {
             {"env": [{"name": "SPIN_VARIABLE_CORS_ALLOWED_ORIGINS"}, {"name": "SPIN_VARIABLE_AUTH_URL"}]}]}}}}),
         );
         assert_eq!(environment(&Objects(objects), &facts), Vec::<String>::new());
+    }
+
+    /// Every document of `spinkube/**/*.yaml`, as the API server would hold it.
+    fn repo_manifests() -> Vec<Value> {
+        use serde::Deserialize;
+        let files = crate::paths::files_with_ext(&crate::paths::root().join("spinkube"), "yaml").unwrap();
+        let mut docs = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+                if !value.is_null() {
+                    docs.push(value);
+                }
+            }
+        }
+        docs
+    }
+
+    /// The repository's manifests with `edit` applied to the object of `kind` named `name`.
+    fn repo_broken(kind: &str, name: &str, edit: impl FnOnce(&mut Value)) -> Objects {
+        let mut docs = repo_manifests();
+        edit(docs.iter_mut().find(|d| d["kind"] == kind && d["metadata"]["name"] == name).unwrap());
+        Objects(docs)
+    }
+
+    #[test]
+    fn the_repository_manifests_pass_and_each_break_is_caught() {
+        let facts = Facts::read(&crate::paths::root()).unwrap();
+        let manifest_checks = [secret_scopes, pubsub_scopes, invocation_acls, subscription_routes, topics_declared];
+        let faults: Vec<String> = manifest_checks.iter().flat_map(|c| c(&Objects(repo_manifests()), &facts)).collect();
+        assert_eq!(faults, Vec::<String>::new());
+        let scope = repo_broken("Configuration", "todo-api-config", |c| {
+            c["spec"]["secrets"]["scopes"][0]["allowedSecrets"] = json!(["jwt-hs256-secret", "app-api-token"])
+        });
+        assert!(secret_scopes(&scope, &facts).iter().any(|f| f.contains("todo-api") && f.contains("jwt-public-key")));
+        let pubsub = repo_broken("Component", "pubsub", |c| {
+            c["spec"]["metadata"].as_array_mut().unwrap().retain(|m| m["name"] != "publishingScopes")
+        });
+        assert_eq!(pubsub_scopes(&pubsub, &facts).len(), facts.components.len());
+        let acl = repo_broken("Configuration", "todo-api-config", |c| {
+            c["spec"]["accessControl"]["policies"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"appId": "reminder-service", "defaultAction": "allow", "namespace": "todo"}))
+        });
+        assert!(invocation_acls(&acl, &facts).iter().any(|f| f.contains("admits [\"reminder-service\"]")));
+        let route = repo_broken("Subscription", "audit-service-reminders", |s| {
+            s["spec"]["routes"]["default"] = json!("/internal/auditing/reminders")
+        });
+        assert!(subscription_routes(&route, &facts).iter().any(|f| f.contains("/internal/auditing/reminders is no route")));
+        let handler =
+            repo_broken("Subscription", "audit-service-reminders", |s| s["spec"]["routes"]["default"] = json!("/internal/audit/reminder"));
+        assert!(subscription_routes(&handler, &facts).iter().any(|f| f.contains("/internal/audit/reminder is served by no handler")));
+        let topic = repo_broken("Subscription", "audit-service-reminders", |s| s["spec"]["deadLetterTopic"] = json!("reminders-dead"));
+        assert!(topics_declared(&topic, &facts).iter().any(|f| f.contains("reminders-dead")));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What each component does, read from `spin.toml` and its source: its routes,
-//! its fixed environment, the settings it reads, the secrets it reads, the
+//! What each component does, read from `spin.toml` and its source: its routes
+//! (Spin's triggers and its own router's paths), its fixed environment, the settings it reads, the secrets it reads, the
 //! topics it publishes, the app-ids it invokes.
 //!
 //! The source is read as text, by the calls into the shared crates:
@@ -36,6 +36,8 @@ pub struct Component {
     pub id: String,
     /// Its HTTP trigger routes.
     pub routes: Vec<String>,
+    /// The paths its own router serves (`router.<method>("<path>", ..)`), `/*` as `/...`.
+    pub handlers: Vec<String>,
     /// Keys of `[component.<id>] environment`.
     pub environment: BTreeSet<String>,
     pub settings: Vec<Setting>,
@@ -108,6 +110,10 @@ impl Facts {
                 }
             }
             component.publishes = call_args(&own, ".publish", 1).iter().map(|a| resolve(a, &consts)).collect::<Result<_>>()?;
+            component.handlers = call_args(&own, "router.", 0)
+                .iter()
+                .filter_map(|a| a.strip_prefix('"')?.strip_suffix('"').map(|p| p.replace("/*", "/...")))
+                .collect();
             component.invokes = call_args(&own, ".invoke_", 0).iter().map(|a| resolve(a, &consts)).collect::<Result<_>>()?;
             facts.components.insert(id.clone(), component);
         }
@@ -279,5 +285,6 @@ mod tests {
         assert!(todo.secrets.contains("app-api-token"), "{todo:?}");
         assert!(facts.components["recurring-service"].invokes.contains("todo-api"));
         assert!(todo.routes.iter().any(|r| r.starts_with("/api/")));
+        assert!(facts.components["audit-service"].handlers.contains(&"/internal/audit/reminders".to_string()));
     }
 }

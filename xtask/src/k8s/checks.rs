@@ -88,6 +88,12 @@ pub fn secret_scopes(objects: &Objects, facts: &Facts) -> Vec<String> {
             faults.push(format!("{}: no Dapr Configuration {:?}", app.id, app.config));
             continue;
         };
+        let component = objects.find("Component", app.namespace, store);
+        if !app.component.secrets.is_empty()
+            && component.is_none_or(|c| !strs(&c["scopes"]).is_empty() && !strs(&c["scopes"]).contains(app.id))
+        {
+            faults.push(format!("{}: reads secrets from {store}, which is not a secret store scoped to it", app.id));
+        }
         let scope = config["spec"]["secrets"]["scopes"].as_array().into_iter().flatten().find(|s| s["storeName"] == store);
         let what = format!("{} (Configuration {}) secret scope of {store}", app.id, config["metadata"]["name"].as_str().unwrap_or(""));
         match scope {
@@ -117,7 +123,15 @@ pub fn pubsub_scopes(objects: &Objects, facts: &Facts) -> Vec<String> {
         let (name, namespace) = (pubsub["metadata"]["name"].as_str().unwrap_or(""), pubsub["metadata"]["namespace"].as_str().unwrap_or(""));
         let publishing = parse_scopes(metadata(pubsub, "publishingScopes").unwrap_or(""));
         let subscription = parse_scopes(metadata(pubsub, "subscriptionScopes").unwrap_or(""));
+        let scoped = strs(&pubsub["scopes"]);
         for app in apps.iter().filter(|a| a.namespace == namespace) {
+            if !scoped.is_empty() && !scoped.contains(app.id) {
+                // Dapr does not load the component for this app-id at all.
+                if app.component.default_of("PUBSUB").unwrap_or("pubsub") == name && !app.component.publishes.is_empty() {
+                    faults.push(format!("pub/sub {name} is not scoped to {}, which publishes {:?}", app.id, app.component.publishes));
+                }
+                continue;
+            }
             let subscriptions: Vec<&Value> = objects
                 .of("Subscription")
                 .filter(|s| s["metadata"]["namespace"] == namespace && s["spec"]["pubsubname"] == name)
@@ -310,6 +324,7 @@ pub mod tests {
             json!({"kind": "Component", "metadata": {"name": "pubsub", "namespace": "ns"}, "spec": {"type": "pubsub.kafka", "metadata": [
                 {"name": "publishingScopes", "value": "api=events;worker=events-dlq"},
                 {"name": "subscriptionScopes", "value": "api=;worker=events"}]}}),
+            json!({"kind": "Component", "metadata": {"name": "secrets", "namespace": "ns"}, "spec": {"type": "secretstores.kubernetes"}, "scopes": ["api", "worker"]}),
             json!({"kind": "Subscription", "metadata": {"name": "worker-events", "namespace": "ns"}, "scopes": ["worker"],
                 "spec": {"pubsubname": "pubsub", "topic": "events", "deadLetterTopic": "events-dlq", "routes": {"default": "/internal/worker/events"}}}),
         ]
@@ -337,6 +352,10 @@ pub mod tests {
         let faults = secret_scopes(&objects, &facts());
         assert!(faults.iter().any(|f| f.contains("lacks [\"key\"]")), "{faults:?}");
         assert!(faults.iter().any(|f| f.contains("grants [\"other\"]")), "{faults:?}");
+        let mut objects = good();
+        objects.iter_mut().find(|o| o["metadata"]["name"] == "secrets").unwrap()["scopes"] = json!(["worker"]);
+        let objects = Objects(objects);
+        assert!(secret_scopes(&objects, &facts()).iter().any(|f| f.contains("not a secret store scoped to it")));
     }
 
     #[test]

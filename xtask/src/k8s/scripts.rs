@@ -92,3 +92,47 @@ pub fn run(kit: &Kit, root: &Path, kubeconfig: &Path, dir: &Path) -> Result<Outc
     let skipped = steps.lines().filter(|l| l.starts_with("skipped")).map(str::to_owned).collect();
     Ok(Outcome { ran, skipped, faults })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the shim with `args` over a fake kubectl that prints its arguments.
+    fn shim(args: &[&str]) -> (String, String) {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kubectl-shim-test-{}-{run}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_exe(&dir.join("kubectl"), include_str!("kubectl-shim.sh")).unwrap();
+        write_exe(&dir.join("real"), "#!/bin/sh\necho \"$@\"\n").unwrap();
+        let log = dir.join("steps.log");
+        fs::write(&log, "").unwrap();
+        let out = Command::new(dir.join("kubectl"))
+            .args(args)
+            .env("TODO_KUBECTL_LOG", &log)
+            .env("TODO_REAL_KUBECTL", dir.join("real"))
+            .env("TODO_SPIN_OPERATOR_MODULE", "/mod")
+            .env("TODO_SPIN_OPERATOR_VERSION", "0.6.1")
+            .output()
+            .unwrap();
+        let result = (String::from_utf8_lossy(&out.stdout).into_owned(), fs::read_to_string(&log).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn release_assets_are_the_module_files_and_node_steps_are_skipped() {
+        let url = "https://github.com/spinframework/spin-operator/releases/download/v0.6.1/spin-operator.shim-executor.yaml";
+        let (ran, log) = shim(&["apply", "-n", "todo", "-f", url]);
+        assert_eq!(ran.trim(), "apply -n todo -f /mod/config/samples/spin-shim-executor.yaml");
+        assert!(log.starts_with("ran\t"), "{log}");
+        let (ran, log) = shim(&["rollout", "status", "deploy/x"]);
+        assert!(ran.is_empty() && log.starts_with("skipped (needs nodes)"), "{log}");
+        let (ran, _) = shim(&["wait", "--for=condition=Established", "crd/x"]);
+        assert_eq!(ran.trim(), "wait --for=condition=Established crd/x");
+        let (ran, log) = shim(&["wait", "kafka/todo", "--for=condition=Ready"]);
+        assert!(ran.is_empty() && log.starts_with("skipped (needs a controller)"), "{log}");
+        let (_, log) = shim(&["apply", "-f", "https://github.com/spinframework/spin-operator/releases/download/v0.6.1/other.yaml"]);
+        assert!(log.starts_with("FAILED unknown release asset"), "{log}");
+    }
+}

@@ -21,6 +21,8 @@ mod fuzz;
 mod manifests;
 mod paths;
 mod stack;
+#[cfg(test)]
+mod tidy;
 mod token;
 
 use anyhow::{Context, Result};

@@ -22,6 +22,8 @@ mod fuzz;
 mod k8s;
 mod paths;
 mod stack;
+#[cfg(test)]
+mod tidy;
 mod token;
 
 use anyhow::{Context, Result};

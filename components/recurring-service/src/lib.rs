@@ -40,8 +40,18 @@ async fn task_event(req: Request) -> Response {
     if event.event_type != EventType::Completed {
         return delivery::status("SUCCESS");
     }
-    let Some(request) = OccurrenceRequest::next_of(&event.task) else {
-        return delivery::status("SUCCESS");
+    let request = match OccurrenceRequest::next_of(&event.task) {
+        Ok(Some(request)) => request,
+        Ok(None) => return delivery::status("SUCCESS"),
+        Err(end) => {
+            eprintln!(
+                "series {} of user {} ends after occurrence {}: {end}",
+                event.task.series_id.unwrap_or(event.task.id),
+                event.user_id,
+                event.task.occurrence.unwrap_or(1)
+            );
+            return delivery::status("SUCCESS");
+        }
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
     match dapr.invoke_post(TODO_API, &method, &request).await {

@@ -23,7 +23,7 @@ pub use event::{EventType, TaskEvent};
 pub use fields::{Description, Priority, Tag, Tags, Title};
 pub use ids::{EventId, TaskId, UserId};
 pub use ledger::UserLedger;
-pub use occurrence::{NextOccurrence, OccurrenceRequest};
+pub use occurrence::{NextOccurrence, OccurrenceRequest, SeriesEnd};
 pub use query::{matches, page, Filter, ListQuery, Order, Sort, Status};
 pub use recurrence::{Anchor, RecurrenceRule};
 pub use schedule::{Reminder, ReminderOffset, Reminders, TimeZone};

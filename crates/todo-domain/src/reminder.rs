@@ -108,7 +108,7 @@ impl Projection {
         let mut jobs = BTreeMap::new();
         let mut fired = BTreeSet::new();
         if let Some(task) = task.as_ref() {
-            for instant in task.reminders.instants(task.due_at) {
+            for instant in task.reminder_instants() {
                 let name = job_name(task.id, instant);
                 if self.fired.contains(&name) {
                     fired.insert(name);
@@ -196,7 +196,7 @@ pub fn on_fire(projection: Option<&Projection>, name: &str, data: &JobData, now:
     if projection.fired.contains(name) {
         return Firing::Skip("the reminder already fired");
     }
-    if projection.jobs.get(name) != Some(&data.remind_at) || !task.reminders.instants(task.due_at).contains(&data.remind_at) {
+    if projection.jobs.get(name) != Some(&data.remind_at) || !task.reminder_instants().contains(&data.remind_at) {
         return Firing::Skip("the reminder no longer applies");
     }
     if now < data.remind_at {
@@ -352,6 +352,29 @@ mod tests {
         assert_eq!(on_fire(Some(&next), &job.name, &job.data, job.data.remind_at), Firing::Skip("the reminder no longer applies"));
         let wrong = JobData { remind_at: at("2026-03-01T10:45:00Z"), ..job.data.clone() };
         assert!(matches!(on_fire(Some(&next), &job.name, &wrong, now), Firing::Skip(_)));
+    }
+
+    #[test]
+    fn days_and_weeks_before_are_nominal_across_dst() {
+        // Due Sunday 2026-03-29 09:00 CEST, the day Berlin springs forward.
+        let now = at(NOW);
+        let (_, _, event) = created(
+            serde_json::json!({"title": "t", "due_at": "2026-03-29T09:00:00+02:00", "time_zone": "Europe/Berlin",
+                "reminders": ["P1D", "P1W", "PT24H", "P1DT2H"]}),
+            now,
+        );
+        let plan = Projection::default().apply(&event, now).unwrap();
+        let mut got: Vec<_> = plan.schedule.iter().map(|j| j.data.remind_at).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                at("2026-03-22T09:00:00+01:00"), // P1W: the Sunday before, 09:00 local
+                at("2026-03-28T07:00:00+01:00"), // P1DT2H: the day before 09:00, then two hours
+                at("2026-03-28T08:00:00+01:00"), // PT24H: exactly 24 hours
+                at("2026-03-28T09:00:00+01:00"), // P1D: the day before, 09:00 local
+            ]
+        );
     }
 
     #[test]

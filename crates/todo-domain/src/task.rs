@@ -1,7 +1,8 @@
 //! Tasks, the input that creates them (POST, PUT) and the input that changes them (PATCH).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::schedule::parse_instant;
@@ -108,6 +109,7 @@ impl NewTask {
             return Err(requires_due("time_zone"));
         }
         let time_zone = due_at.map(|_| time_zone.unwrap_or(TimeZone::UTC));
+        let recurrence = recurrence.map(|r| r.in_zone(time_zone.unwrap_or(TimeZone::UTC))).transpose()?;
         check_schedule(due_at, &reminders, recurrence.as_ref())?;
         Ok(NewTask { title, description, priority, tags, due_at, time_zone, reminders, recurrence })
     }
@@ -248,8 +250,9 @@ pub(crate) fn body_error(e: serde_json::Error) -> DomainError {
 
 /// A stored task. Only this crate creates or changes one, so every task is
 /// consistent (see [`NewTask`]). Fields added after the first release default
-/// when absent, so tasks stored before them still load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// when absent, so tasks stored before them still load. It is written with
+/// its recurrence in its own zone ([`RecurrenceRule::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Task {
     /// The task's id.
     pub id: TaskId,
@@ -294,6 +297,31 @@ pub struct Task {
     /// The task's 1-based position in its series.
     #[serde(default)]
     pub occurrence: Option<u32>,
+}
+
+impl Serialize for Task {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let zone = self.time_zone.unwrap_or(TimeZone::UTC);
+        let mut out = s.serialize_struct("Task", 17)?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("user_id", &self.user_id)?;
+        out.serialize_field("title", &self.title)?;
+        out.serialize_field("description", &self.description)?;
+        out.serialize_field("priority", &self.priority)?;
+        out.serialize_field("tags", &self.tags)?;
+        out.serialize_field("due_at", &self.due_at)?;
+        out.serialize_field("time_zone", &self.time_zone)?;
+        out.serialize_field("reminders", &self.reminders)?;
+        out.serialize_field("recurrence", &self.recurrence.as_ref().map(|r| r.to_json(zone)))?;
+        out.serialize_field("completed", &self.completed)?;
+        out.serialize_field("completed_at", &self.completed_at)?;
+        out.serialize_field("created_at", &self.created_at)?;
+        out.serialize_field("updated_at", &self.updated_at)?;
+        out.serialize_field("version", &self.version)?;
+        out.serialize_field("series_id", &self.series_id)?;
+        out.serialize_field("occurrence", &self.occurrence)?;
+        out.end()
+    }
 }
 
 impl Task {
@@ -356,6 +384,7 @@ impl Task {
             (Some(_), Some(zone)) => Some(zone.unwrap_or(TimeZone::UTC)),
             (Some(_), None) => Some(next.time_zone.unwrap_or(TimeZone::UTC)),
         };
+        next.recurrence = next.recurrence.map(|r| r.in_zone(next.time_zone.unwrap_or(TimeZone::UTC))).transpose()?;
         check_schedule(next.due_at, &next.reminders, next.recurrence.as_ref())?;
         if let Some(completed) = patch.completed.filter(|c| *c != next.completed) {
             next.completed = completed;
@@ -390,6 +419,12 @@ impl Task {
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
         .collect()
+    }
+
+    /// The instants at which the task's reminders fire, earliest first
+    /// (offsets count back from the due date in the task's zone).
+    pub fn reminder_instants(&self) -> Vec<DateTime<Utc>> {
+        self.reminders.instants(self.due_at, self.time_zone.unwrap_or(TimeZone::UTC))
     }
 
     /// Whether the task is open, has a due date, and that date has passed.

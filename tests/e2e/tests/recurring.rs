@@ -118,8 +118,9 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
     // Saturday 09:00 CET -> Sunday 09:00 CEST (the day DST starts): 07:00 UTC.
     assert_eq!(next["due_at"], "2030-03-31T07:00:00Z");
     assert_eq!(next["time_zone"], "Europe/Berlin");
-    // The offset stays; the absolute reminder moves with the due date (by 23 hours).
-    assert_eq!(next["reminders"], json!(["PT15M", "2030-03-30T18:00:00Z"]));
+    // The offset stays; the absolute reminder keeps its local relation to the
+    // due date: 20:00 CET the evening before (19:00 UTC), not 23 hours later (19:00 CET).
+    assert_eq!(next["reminders"], json!(["PT15M", "2030-03-30T19:00:00Z"]));
     assert_eq!(next["recurrence"], first["recurrence"]);
     assert_eq!((&next["series_id"], &next["occurrence"]), (&first["id"], &json!(2)));
     assert_eq!(

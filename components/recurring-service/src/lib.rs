@@ -7,7 +7,7 @@
 //! service invocation (`POST /internal/todo/{user_id}/occurrences`). It keeps
 //! no state: the request is a function of the event (the due date counts from
 //! the event's `completed_at`, never from the clock), and todo-api creates it
-//! under the idempotency key `recur:{series_id}:{occurrence}`, so a
+//! under the occurrence record `occurrence:{user}:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
 use component_kit::{delivery, health, Problem, Settings};

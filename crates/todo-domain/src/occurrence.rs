@@ -259,12 +259,6 @@ impl OccurrenceRequest {
         Ok(Some(OccurrenceRequest { series_id: task.series_id.unwrap_or(task.id), occurrence: occurrence + 1, task: body }))
     }
 
-    /// The `Idempotency-Key` of this creation: one per series and occurrence,
-    /// so redeliveries, races and re-completions create it once.
-    pub fn idempotency_key(&self) -> String {
-        format!("recur:{}:{}", self.series_id, self.occurrence)
-    }
-
     /// Parses the body of `POST /internal/todo/{user_id}/occurrences`.
     pub fn from_json(body: &[u8]) -> Result<(Self, NewTask), DomainError> {
         let request: OccurrenceRequest = serde_json::from_slice(body).map_err(crate::task::body_error)?;
@@ -476,7 +470,6 @@ mod tests {
         );
         let request = OccurrenceRequest::next_of(&task).unwrap().unwrap();
         assert_eq!((request.series_id, request.occurrence), (task.id, 2));
-        assert_eq!(request.idempotency_key(), format!("recur:{}:2", task.id));
         // Friday 27 March 09:00 CET -> Monday 30 March 09:00 CEST.
         assert_eq!(request.task["due_at"], "2026-03-30T07:00:00Z");
         assert_eq!(

@@ -87,7 +87,7 @@ pub struct Plan {
     pub schedule: Vec<JobSpec>,
     /// Jobs to delete (a job that does not exist counts as deleted).
     pub cancel: Vec<String>,
-    /// The projection to store once the jobs are in place.
+    /// The projection to store; the jobs change only once that write won.
     pub next: Projection,
 }
 
@@ -133,6 +133,39 @@ impl Projection {
         }
         let cancel = self.jobs.keys().filter(|name| !jobs.contains_key(*name)).cloned().collect();
         Some(Plan { schedule, cancel, next: Projection { seq: event.seq, task, jobs, fired } })
+    }
+
+    /// The jobs to schedule again when `event` is the one the projection is
+    /// at (a redelivery): every job it lists. The handler writes the
+    /// projection before it touches jobs, so a crash in between leaves jobs
+    /// missing; scheduling overwrites, so putting them back is harmless.
+    pub fn restore(&self, event: &TaskEvent, now: DateTime<Utc>) -> Vec<JobSpec> {
+        if event.seq != self.seq {
+            return Vec::new();
+        }
+        self.specs(|_| true, now)
+    }
+
+    /// The jobs among `names` that this projection lists: what a handler
+    /// puts back after its cancels, when a newer projection (written by a
+    /// concurrent handler) wants the same instant again.
+    pub fn wanted(&self, names: &[String], now: DateTime<Utc>) -> Vec<JobSpec> {
+        self.specs(|name| names.iter().any(|n| n == name), now)
+    }
+
+    /// Job specs for the listed jobs `keep` selects, due at their instant (at
+    /// once when it has passed).
+    fn specs(&self, keep: impl Fn(&str) -> bool, now: DateTime<Utc>) -> Vec<JobSpec> {
+        let Some(task) = self.task.as_ref() else { return Vec::new() };
+        self.jobs
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, instant)| JobSpec {
+                name: name.clone(),
+                due_time: (*instant).max(now),
+                data: JobData { user_id: task.user_id.clone(), task_id: task.id, remind_at: *instant, seq: self.seq },
+            })
+            .collect()
     }
 
     /// Records that the job `name` fired.
@@ -375,6 +408,31 @@ mod tests {
                 at("2026-03-28T09:00:00+01:00"), // P1D: the day before, 09:00 local
             ]
         );
+    }
+
+    #[test]
+    fn a_redelivery_restores_the_jobs_and_a_newer_projection_keeps_its_own() {
+        let now = at(NOW);
+        let (mut ledger, mut task, event) =
+            created(serde_json::json!({"title": "t", "due_at": "2026-03-01T10:00:00Z", "reminders": ["PT15M", "PT1H"]}), now);
+        let plan = Projection::default().apply(&event, now).unwrap();
+        // The same event again: nothing to plan, but every listed job is put back.
+        assert_eq!(plan.next.apply(&event, now), None);
+        let mut restored = plan.next.restore(&event, now);
+        restored.sort_by_key(|j| j.due_time);
+        assert_eq!(restored, plan.schedule);
+        // An older event restores nothing (the projection moved on).
+        let renamed = patch(&mut ledger, &mut task, serde_json::json!({"title": "u"}), now);
+        let newer = plan.next.apply(&renamed, now).unwrap().next;
+        assert!(newer.restore(&event, now).is_empty());
+        // After cancelling both jobs, a newer projection that lists one wants it back.
+        let names: Vec<String> = plan.schedule.iter().map(|j| j.name.clone()).collect();
+        let back = newer.wanted(&names[..1], now);
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].name.as_str(), back[0].data.seq), (names[0].as_str(), newer.seq));
+        let deleted = ledger.delete_task(task, now);
+        let gone = newer.apply(&deleted, now).unwrap().next;
+        assert!(gone.wanted(&names, now).is_empty() && gone.restore(&deleted, now).is_empty());
     }
 
     #[test]

@@ -175,6 +175,48 @@ impl TaskPatch {
     }
 }
 
+/// What `PATCH /api/{user_id}/tasks/{id}/complete` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// No body: complete an open task, reopen a completed one. A retry after
+    /// a lost response undoes it; clients that retry send [`Completion::Set`].
+    Toggle,
+    /// `{"completed": true|false}`: that state whatever the current one, so
+    /// a retry changes nothing more.
+    Set(bool),
+}
+
+impl Completion {
+    /// Parses the body of `PATCH .../complete`: none (or empty) toggles; a JSON
+    /// object with exactly `completed` (a boolean) sets it.
+    pub fn from_body(body: Option<&[u8]>) -> Result<Self, DomainError> {
+        let Some(body) = body.filter(|b| !b.is_empty()) else { return Ok(Completion::Toggle) };
+        let value: Value = serde_json::from_slice(body).map_err(body_error)?;
+        let object = value.as_object().ok_or_else(|| DomainError::new("body", Rule::Format, "must be a JSON object"))?;
+        if let Some(unknown) = object.keys().find(|k| *k != "completed") {
+            return Err(DomainError::new(
+                unknown.as_str(),
+                Rule::Unknown,
+                "is not a known field here; the body is {\"completed\": true|false}",
+            ));
+        }
+        match object.get("completed") {
+            Some(Value::Bool(completed)) => Ok(Completion::Set(*completed)),
+            Some(_) => Err(DomainError::new("completed", Rule::Format, "must be true or false")),
+            None => Err(DomainError::new("completed", Rule::Required, "is required (send no body to toggle)")),
+        }
+    }
+
+    /// The change it makes to `task`.
+    pub fn patch(self, task: &Task) -> TaskPatch {
+        let completed = match self {
+            Completion::Toggle => !task.completed,
+            Completion::Set(completed) => completed,
+        };
+        TaskPatch { completed: Some(completed), ..TaskPatch::default() }
+    }
+}
+
 /// A `PUT`: every client-set field is replaced; `completed` is kept.
 impl From<NewTask> for TaskPatch {
     fn from(new: NewTask) -> Self {
@@ -608,6 +650,28 @@ mod tests {
         assert_eq!(changed, ["description", "priority", "tags", "due_at", "time_zone"]);
         assert!(t.completed);
         assert_eq!(t.version, 3);
+    }
+
+    #[test]
+    fn completing_with_a_body_is_idempotent() {
+        let mut t = task(json!({"title": "x"}));
+        let now = at("2026-01-03T00:00:00Z");
+        let done = Completion::from_body(Some(br#"{"completed": true}"#)).unwrap();
+        assert_eq!(t.apply(done.patch(&t), now).unwrap(), ["completed"]);
+        assert!(t.apply(done.patch(&t), now).unwrap().is_empty(), "a retry changes nothing");
+        assert!(t.completed);
+        // No body toggles, as before.
+        assert_eq!(Completion::from_body(None), Ok(Completion::Toggle));
+        assert_eq!(Completion::from_body(Some(b"")), Ok(Completion::Toggle));
+        t.apply(Completion::Toggle.patch(&t), now).unwrap();
+        assert!(!t.completed);
+        let rule = |body: &[u8]| Completion::from_body(Some(body)).map_err(|e| (e.field, e.rule));
+        assert_eq!(rule(br#"{"completed": false}"#), Ok(Completion::Set(false)));
+        assert_eq!(rule(br#"{"completed": "yes"}"#), Err(("completed".into(), Rule::Format)));
+        assert_eq!(rule(br#"{}"#), Err(("completed".into(), Rule::Required)));
+        assert_eq!(rule(br#"{"completed": true, "title": "y"}"#), Err(("title".into(), Rule::Unknown)));
+        assert_eq!(rule(b"[true]"), Err(("body".into(), Rule::Format)));
+        assert_eq!(rule(b"{"), Err(("body".into(), Rule::Format)));
     }
 
     proptest! {

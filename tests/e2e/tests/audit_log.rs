@@ -319,8 +319,51 @@ fn an_entry_changed_behind_the_services_back_is_reported_by_verify() {
     assert_eq!(written.status, 204, "{:?}", written.json);
 
     let verified = verify(&stack, &user, &token);
-    assert_eq!(verified, json!({ "intact": false, "entries": 2, "head_hash": log[1]["hash"], "broken_at": 2 }));
+    assert_eq!(verified, json!({ "intact": false, "entries": 2, "head_hash": log[1]["hash"], "broken_at": 2, "seq_gaps": [] }));
     assert_eq!(entries(&stack, &user, &token)[2]["data"]["task"]["title"], "something else", "the log serves what is stored");
+}
+
+/// Writes `value` at `key` through audit-service's own sidecar.
+fn overwrite(key: &str, value: &Value) {
+    let body = json!([{ "key": key, "value": value }]).to_string();
+    let written = send("POST", &format!("{}/v1.0/state/statestore", audit_dapr()), &[], Some(("application/json", body.as_bytes())));
+    assert_eq!(written.status, 204, "{:?}", written.json);
+}
+
+#[test]
+fn an_entry_that_no_longer_decodes_is_where_verify_breaks() {
+    let Some(stack) = Stack::get() else { return };
+    let user = fresh_user("audit-undecodable");
+    let token = stack.token(&user);
+    let task_id = uuid();
+    for seq in 1..=3 {
+        stack.publish_cloudevent(TASK_EVENTS, &user, &task_event(&user, UPDATED, &task_id, seq, "2026-01-01T00:00:00Z"));
+    }
+    let log = wait_for(&stack, &user, &token, 3);
+    overwrite(&format!("audit:{user}:entry:1"), &json!({ "position": "one", "garbage": true }));
+    let verified = verify(&stack, &user, &token);
+    assert_eq!((&verified["intact"], &verified["broken_at"], &verified["entries"]), (&json!(false), &json!(1), &json!(1)));
+    assert_eq!(verified["head_hash"], log[0]["hash"]);
+    // The log still serves the entries that decode.
+    let served = entries(&stack, &user, &token);
+    assert_eq!(positions(&served), [0, 2]);
+}
+
+#[test]
+fn missing_seq_numbers_are_reported_by_verify() {
+    let Some(stack) = Stack::get() else { return };
+    let user = fresh_user("audit-gaps");
+    let token = stack.token(&user);
+    let task_id = uuid();
+    // seq 3, 4 and 6 never arrive (say, dead-lettered); a reminder has no seq.
+    for seq in [1, 2, 5, 7] {
+        stack.publish_cloudevent(TASK_EVENTS, &user, &task_event(&user, UPDATED, &task_id, seq, "2026-01-01T00:00:00Z"));
+    }
+    stack.publish_cloudevent(REMINDERS, &user, &reminder_event(&user, &task_id, "2026-01-01T00:00:00Z"));
+    wait_for(&stack, &user, &token, 5);
+    let verified = verify(&stack, &user, &token);
+    assert_eq!(verified["intact"], true, "the chain itself is whole: {verified}");
+    assert_eq!(verified["seq_gaps"], json!([{ "from": 3, "to": 4 }, { "from": 6, "to": 6 }]));
 }
 
 #[test]

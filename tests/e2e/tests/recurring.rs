@@ -148,6 +148,29 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
 }
 
 #[test]
+fn a_client_idempotency_key_cannot_suppress_an_occurrence() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "recur-key");
+    let first = user.create(daily("Series"));
+    let series = first["id"].as_str().unwrap().to_owned();
+    // A client's key that spells the occurrence record of the series' second task.
+    let key = format!("recur:{series}:2");
+    let auth = format!("Bearer {}", user.token);
+    let body = json!({ "title": "a client's own task" });
+    let reply = send(
+        "POST",
+        &user.url("/tasks"),
+        &[("authorization", &auth), ("idempotency-key", &key)],
+        Some(("application/json", body.to_string().as_bytes())),
+    );
+    assert_eq!(reply.status, 201, "{:?}", reply.json);
+    user.patch(&series, json!({ "completed": true }));
+    let tasks = user.tasks_settled(3);
+    let next = tasks.iter().find(|t| t["occurrence"] == 2).unwrap_or_else(|| panic!("occurrence 2 was created: {tasks:#?}"));
+    assert_eq!(next["series_id"], first["id"]);
+}
+
+#[test]
 fn a_redelivered_completion_or_a_recompletion_creates_no_second_occurrence() {
     let Some(stack) = Stack::get() else { return };
     let user = User::new(&stack, "recur-redeliver");

@@ -193,7 +193,7 @@ fn completing_or_deleting_the_task_cancels_its_reminder() {
         let name = job_name(task["id"].as_str().unwrap(), due);
         assert!(eventually(Duration::from_secs(2), || ctx.job_exists(&name).then_some(())).is_some(), "{name} scheduled");
     }
-    let reply = send_json("PATCH", &format!("{}/complete", ctx.task_url(&done)), &ctx.token, &json!({}));
+    let reply = send_json("PATCH", &format!("{}/complete", ctx.task_url(&done)), &ctx.token, &json!({ "completed": true }));
     assert_eq!(reply.status, 200, "{:?}", reply.json);
     assert_eq!(reply.json["completed"], true);
     let auth = format!("Bearer {}", ctx.token);
@@ -309,4 +309,54 @@ fn timestamps_round_trip() {
         assert_eq!(millis(&Value::String(rfc3339(ms))), ms, "{}", rfc3339(ms));
     }
     assert_eq!(rfc3339(1_772_352_000_123), "2026-03-01T08:00:00.123Z");
+}
+
+/// A task event as Dapr delivers it to a subscription: the CloudEvent with the event as `data`.
+fn delivery(event: &Value) -> Value {
+    json!({
+        "specversion": "1.0", "id": event["event_id"], "type": event["type"], "source": "todo-api",
+        "subject": event["task"]["id"], "datacontenttype": "application/json", "data": event,
+    })
+}
+
+/// Two handlers of one task at once (a rebalance, a second replica): the one
+/// whose projection write loses must not delete a job the winner keeps.
+#[test]
+fn two_handlers_at_once_keep_the_winners_jobs() {
+    let _shared = SIDECAR.read().unwrap();
+    let Some(ctx) = Ctx::new("remind-race") else { return };
+    let reminder = std::env::var("REMINDER_SERVICE_URL").expect("REMINDER_SERVICE_URL is not set");
+    let url = format!("{reminder}/internal/reminder/task-events");
+    let due = now_ms() + 24 * 3_600_000;
+    let remind_at = due - 3_600_000;
+    for round in 0..12 {
+        let task = ctx.create(json!({ "title": format!("race {round}"), "due_at": rfc3339(due), "reminders": ["PT1H"] }));
+        let name = job_name(task["id"].as_str().unwrap(), remind_at);
+        assert!(eventually(Duration::from_secs(5), || ctx.job_exists(&name).then_some(())).is_some(), "{name} scheduled");
+        // Event 2 drops the reminder; event 3, newer, has it again. Both race from the projection of event 1.
+        let event = |seq: u64, reminders: Value| {
+            let mut task = task.clone();
+            task["reminders"] = reminders;
+            task["version"] = json!(seq);
+            json!({ "event_id": uuid::Uuid::now_v7().to_string(), "type": "com.todo.task.updated.v1", "user_id": ctx.user,
+                "seq": seq, "time": rfc3339(now_ms()), "task": task, "changed": ["reminders"] })
+        };
+        let (newer, older) = (delivery(&event(3, json!(["PT1H"]))), delivery(&event(2, json!([]))));
+        let token = ctx.stack.app_token();
+        std::thread::scope(|s| {
+            for body in [&newer, &older] {
+                let url = &url;
+                s.spawn(move || {
+                    let reply = send(
+                        "POST",
+                        url,
+                        &[("dapr-api-token", token)],
+                        Some(("application/cloudevents+json", body.to_string().as_bytes())),
+                    );
+                    assert_eq!((reply.status, &reply.json["status"]), (200, &json!("SUCCESS")), "{:?}", reply.json);
+                });
+            }
+        });
+        assert!(ctx.job_exists(&name), "round {round}: the projection at event 3 keeps {name}, so its job must exist");
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::{assert_matches_openapi, eventually, fresh_user, get, send, send_json, Reply, Stack};
+use e2e::{assert_matches_openapi, eventually, fresh_user, get, put_state, send, send_json, Reply, Stack};
 use serde_json::{json, Value};
 
 const TASK_EVENTS: &str = "task-events";
@@ -314,20 +314,11 @@ fn an_entry_changed_behind_the_services_back_is_reported_by_verify() {
     assert_eq!(stored.json, log[2], "the stored entry is what the API serves");
     let mut forged = stored.json.clone();
     forged["data"]["task"]["title"] = json!("something else");
-    let body = json!([{ "key": key, "value": forged }]).to_string();
-    let written = send("POST", &format!("{}/v1.0/state/statestore", audit_dapr()), &[], Some(("application/json", body.as_bytes())));
-    assert_eq!(written.status, 204, "{:?}", written.json);
+    put_state(&audit_dapr(), &key, &forged);
 
     let verified = verify(&stack, &user, &token);
     assert_eq!(verified, json!({ "intact": false, "entries": 2, "head_hash": log[1]["hash"], "broken_at": 2, "seq_gaps": [] }));
     assert_eq!(entries(&stack, &user, &token)[2]["data"]["task"]["title"], "something else", "the log serves what is stored");
-}
-
-/// Writes `value` at `key` through audit-service's own sidecar.
-fn overwrite(key: &str, value: &Value) {
-    let body = json!([{ "key": key, "value": value }]).to_string();
-    let written = send("POST", &format!("{}/v1.0/state/statestore", audit_dapr()), &[], Some(("application/json", body.as_bytes())));
-    assert_eq!(written.status, 204, "{:?}", written.json);
 }
 
 #[test]
@@ -340,7 +331,7 @@ fn an_entry_that_no_longer_decodes_is_where_verify_breaks() {
         stack.publish_cloudevent(TASK_EVENTS, &user, &task_event(&user, UPDATED, &task_id, seq, "2026-01-01T00:00:00Z"));
     }
     let log = wait_for(&stack, &user, &token, 3);
-    overwrite(&format!("audit:{user}:entry:1"), &json!({ "position": "one", "garbage": true }));
+    put_state(&audit_dapr(), &format!("audit:{user}:entry:1"), &json!({ "position": "one", "garbage": true }));
     let verified = verify(&stack, &user, &token);
     assert_eq!((&verified["intact"], &verified["broken_at"], &verified["entries"]), (&json!(false), &json!(1), &json!(1)));
     assert_eq!(verified["head_hash"], log[0]["hash"]);

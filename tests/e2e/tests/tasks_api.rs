@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{assert_matches_openapi, eventually, fresh_user, get, openapi_errors, send, Reply, Stack};
+use e2e::{assert_matches_openapi, eventually, fresh_user, get, openapi_errors, put_state, send, Reply, Stack};
 use serde_json::{json, Value};
 
 const CREATED: &str = "com.todo.task.created.v1";
@@ -491,13 +491,6 @@ fn completing_with_a_body_survives_retries() {
 
 // ------------------------------------------------- documents that no longer decode
 
-/// Writes `value` at `key` through todo-api's own sidecar (behind the service's back).
-fn overwrite(stack: &Stack, key: &str, value: &Value) {
-    let body = json!([{ "key": key, "value": value }]).to_string();
-    let written = send("POST", &format!("{}/v1.0/state/statestore", stack.api_dapr), &[], Some(("application/json", body.as_bytes())));
-    assert_eq!(written.status, 204, "{:?}", written.json);
-}
-
 /// The document at `key` in todo-api's state.
 fn stored(stack: &Stack, key: &str) -> Value {
     let reply = send("GET", &format!("{}/v1.0/state/statestore/{key}", stack.api_dapr), &[], None);
@@ -513,7 +506,7 @@ fn a_stored_task_that_no_longer_decodes_is_left_out_of_lists() {
     // A rule tightened since, or a damaged document: an empty title no longer parses.
     let mut bad = broken.clone();
     bad["title"] = json!("");
-    overwrite(&stack, &format!("task:{}:{}", user.name, id(&broken)), &bad);
+    put_state(&stack.api_dapr, &format!("task:{}:{}", user.name, id(&broken)), &bad);
     let page = user.list("");
     assert_eq!(ids(&page["items"]), [id(&fine)]);
     assert_eq!(page["unreadable"], json!([id(&broken)]));
@@ -533,8 +526,8 @@ fn an_outbox_entry_that_no_longer_decodes_does_not_hold_back_later_events() {
     let mut ledger = stored(&stack, &ledger_key);
     assert_eq!((&ledger["seq"], &ledger["published"]), (&json!(1), &json!(1)));
     ledger["seq"] = json!(2);
-    overwrite(&stack, &format!("outbox:{}:2", user.name), &json!({ "seq": 2, "type": "com.todo.task.nonsense.v1" }));
-    overwrite(&stack, &ledger_key, &ledger);
+    put_state(&stack.api_dapr, &format!("outbox:{}:2", user.name), &json!({ "seq": 2, "type": "com.todo.task.nonsense.v1" }));
+    put_state(&stack.api_dapr, &ledger_key, &ledger);
     // The next write publishes its own event (seq 3) past the broken one.
     let third = user.create(json!({ "title": "third" }));
     let found = eventually(Duration::from_secs(30), || {

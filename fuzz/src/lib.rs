@@ -159,11 +159,13 @@ fn check_task(task: &Task) {
 fn check_rule(rule: &RecurrenceRule) {
     let raw = rule.to_rrule_string();
     let canonical = RecurrenceRule::parse(&raw, rule.anchor()).unwrap_or_else(|e| panic!("canonical {raw} refused: {e}"));
-    assert_eq!(&canonical, rule, "{raw}");
+    // A phrase's until date is read in the task's zone; its RRULE is the rule read in UTC.
+    let in_utc = rule.clone().in_zone(TimeZone::UTC).unwrap_or_else(|e| panic!("{raw} cannot be read in UTC: {e}"));
+    assert_eq!(canonical, in_utc, "{raw}");
     assert_eq!(canonical.to_rrule_string(), raw);
     if let Some(text) = rule.text(TimeZone::UTC) {
         let said = phrase::parse(&text, None).and_then(|r| r.in_zone(TimeZone::UTC));
-        assert_eq!(said, rule.clone().in_zone(TimeZone::UTC), "{raw} said as {text:?}");
+        assert_eq!(said, Ok(in_utc), "{raw} said as {text:?}");
     }
     assert_eq!(&round_trip(rule), rule, "{raw} does not read back from JSON");
     for (zone, due) in [

@@ -31,6 +31,11 @@ pub const WEB: &str = "web";
 /// The port index of [`WEB`] (3000 + 6).
 const WEB_INDEX: usize = 6;
 
+/// Whether `component` runs next to a Dapr sidecar (every one but [`WEB`]).
+pub fn has_sidecar(component: &str) -> bool {
+    component != WEB
+}
+
 /// Every component of `spin.toml`: the Dapr apps, then the sidecar-less hosts.
 pub fn components() -> impl Iterator<Item = &'static str> {
     APPS.into_iter().chain([WEB])

@@ -258,7 +258,9 @@ try {
     await until(async () => (await item(a2.page, recurring).count()) === 1, 'the done occurrence leaves the open list');
     assert.equal(await item(a2.page, recurring).getAttribute('data-task-id'), next.id, 'the open occurrence is shown');
     await a1.page.getByLabel('Show').selectOption('completed');
-    await item(a1.page, recurring).getByRole('checkbox').uncheck();
+    const done = a1.page.locator(`#tasks > li.done[data-task-id="${first.id}"]`);
+    await until(async () => (await item(a1.page, recurring).count()) === 1 && (await done.count()) === 1, 'the Done list shows the completed one');
+    await done.getByRole('checkbox').uncheck();
     await a1.page.locator('#list-status', { hasText: 'Reopened' }).waitFor();
     const reopened = await api(A, 'GET', `tasks/${first.id}`);
     assert.equal(reopened.completed, false);

@@ -14,11 +14,13 @@ use serde_json::{json, Map, Value};
 use super::checks::Objects;
 use crate::bootstrap::progress::Step;
 
-/// Runs the injector on the pod template of every SpinApp's Deployment;
-/// returns the daprd container of each, by SpinApp name.
+/// Runs the injector on the pod template of every SpinApp's Deployment (but
+/// the sidecar-less ones); returns the daprd container of each, by SpinApp name.
 pub fn inject(objects: &Objects, go: &Path, dir: &Path) -> Result<Map<String, Value>> {
     let templates: Vec<Value> = objects
         .of("SpinApp")
+        // A sidecar-less component's pods carry no Dapr annotation (generated.rs checks it): nothing to inject.
+        .filter(|s| s["spec"]["components"][0].as_str().is_none_or(crate::stack::has_sidecar))
         .filter_map(|s| {
             let (name, ns) = (s["metadata"]["name"].as_str()?, s["metadata"]["namespace"].as_str()?);
             let d = objects.find("Deployment", ns, name)?;
@@ -71,7 +73,7 @@ pub fn check(objects: &Objects, daprd: &Map<String, Value>) -> Vec<String> {
         let name = app["metadata"]["name"].as_str().unwrap_or("");
         let annotations = &app["spec"]["podAnnotations"];
         let mut fault = |f: String| faults.push(format!("daprd of {name}: {f}"));
-        if app["spec"]["components"][0].as_str().is_some_and(|c| !crate::stack::has_sidecar(c)) {
+        if !app["spec"]["components"][0].as_str().is_none_or(crate::stack::has_sidecar) {
             if daprd.contains_key(name) {
                 fault("the injector added a daprd to a component that runs without one".into());
             }

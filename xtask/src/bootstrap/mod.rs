@@ -136,9 +136,8 @@ impl Pending {
         let wasm_tools = self.wasm_tools.join().expect("wasm-tools install thread")?;
         let (daprd, scheduler) = self.dapr.join().expect("dapr build thread")?;
         let kafka_libs = self.kafka.join().expect("kafka download thread")?;
-        let took = self.started.elapsed();
-        if took.as_secs() >= 2 {
-            println!("bootstrap: every tool ready after {}", clock(took));
+        if progress::any_started() {
+            println!("bootstrap: every tool ready after {}", clock(self.started.elapsed()));
         }
         Ok(Tools { host, wasm_tools, daprd, scheduler, kafka_libs, java: self.java })
     }

@@ -152,7 +152,7 @@ fn assert_task(reply: &Reply, status: u16) -> Value {
 
 #[test]
 fn responses_match_the_openapi_schemas() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "schemas");
     let full = user.create(json!({
         "title": "Every field", "description": "all of them", "priority": "medium", "tags": ["a", "b c"],
@@ -239,7 +239,7 @@ fn openapi_document_lists_exactly_the_registered_routes() {
 
 #[test]
 fn openapi_json_and_health_are_served_without_a_token() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let served = send("GET", &format!("{}/openapi.json", stack.api), &[], None);
     assert_eq!(served.status, 200);
     assert_eq!(served.header("content-type"), Some("application/json"));
@@ -255,7 +255,7 @@ fn openapi_json_and_health_are_served_without_a_token() {
 
 #[test]
 fn task_lifecycle_publishes_one_numbered_event_per_change() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let alice = User::new(&stack, "lifecycle");
 
     let created = alice.call("POST", "/tasks", &[], Some(&json!({ "title": "Write report", "tags": ["Work"] })));
@@ -323,7 +323,7 @@ fn task_lifecycle_publishes_one_numbered_event_per_change() {
 
 #[test]
 fn put_replaces_every_client_field_and_keeps_completion() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "put");
     let task = user.create(json!({
         "title": "Pay rent", "description": "via bank", "priority": "high", "tags": ["home", "money"],
@@ -365,7 +365,7 @@ fn put_replaces_every_client_field_and_keeps_completion() {
 
 #[test]
 fn patch_changes_given_fields_and_null_clears() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "patch");
     let task = user.create(json!({
         "title": "Dentist", "description": "bring card", "priority": "medium", "tags": ["health"],
@@ -422,7 +422,7 @@ fn patch_changes_given_fields_and_null_clears() {
 
 #[test]
 fn if_match_guards_every_write() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "ifmatch");
     let task = user.create(json!({ "title": "v1" }));
     let tid = id(&task);
@@ -462,7 +462,7 @@ fn if_match_guards_every_write() {
 
 #[test]
 fn idempotent_retries_create_one_task() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "idem");
     let key = format!("key-{}", uuid::Uuid::now_v7());
     let body = json!({ "title": "Only once", "tags": ["x"] });
@@ -508,7 +508,7 @@ fn idempotent_retries_create_one_task() {
 
 #[test]
 fn users_cannot_reach_each_others_tasks() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let alice = User::new(&stack, "iso-a");
     let bob = User::new(&stack, "iso-b");
     let task = alice.create(json!({ "title": "Alice's", "tags": ["secret"] }));
@@ -556,7 +556,7 @@ fn users_cannot_reach_each_others_tasks() {
 /// without a valid token learns nothing about the body's validity.
 #[test]
 fn writes_check_credentials_before_the_body() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let alice = User::new(&stack, "authfirst");
     let tid = id(&alice.create(json!({ "title": "x" })));
     let other = format!("Bearer {}", stack.token("someone-else"));
@@ -575,7 +575,7 @@ fn writes_check_credentials_before_the_body() {
 
 #[test]
 fn bad_input_names_field_and_rule_and_writes_nothing() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "badinput");
     let task = user.create(json!({ "title": "keep me", "due_at": "2099-01-01T00:00:00Z" }));
     let tid = id(&task);
@@ -673,7 +673,7 @@ fn bad_input_names_field_and_rule_and_writes_nothing() {
 
 #[test]
 fn tags_endpoint_counts_each_tag() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "tags");
     assert_eq!(user.call("GET", "/tags", &[], None).json, json!({ "items": [] }));
     user.create(json!({ "title": "a", "tags": ["Home", "work"] }));
@@ -703,7 +703,7 @@ fn tags_endpoint_counts_each_tag() {
 
 #[test]
 fn list_filters_combine() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "filters");
     let t1 =
         user.create(json!({ "title": "Buy MILK", "priority": "high", "tags": ["home", "shopping"], "due_at": "2020-01-01T00:00:00Z" }));
@@ -755,7 +755,7 @@ fn list_filters_combine() {
 
 #[test]
 fn list_sorts_in_both_orders() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "sorts");
     let s1 = user.create(json!({ "title": "banana", "priority": "low", "due_at": "2099-03-01T00:00:00Z" }));
     let s2 = user.create(json!({ "title": "Apple", "priority": "urgent" }));
@@ -839,7 +839,7 @@ fn all_pages(user: &User, query: &str, limit: usize) -> Vec<String> {
 
 #[test]
 fn cursor_pages_return_every_task_once_despite_inserts() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "pages");
     let tasks: Vec<String> = (1..=5).map(|n| id(&user.create(json!({ "title": format!("task {n}") })))).collect();
 
@@ -905,7 +905,7 @@ fn cursor_pages_return_every_task_once_despite_inserts() {
 /// (`field: body`, `rule: format`) and writes nothing.
 #[test]
 fn non_object_bodies_are_refused() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "shape");
     let task = user.create(json!({ "title": "keep me" }));
     let path = format!("/tasks/{}", id(&task));
@@ -922,7 +922,7 @@ fn non_object_bodies_are_refused() {
 
 #[test]
 fn concurrent_writes_of_one_user_serialize_without_gaps() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = User::new(&stack, "race");
     let key = format!("race-{}", uuid::Uuid::now_v7());
     let body = json!({ "title": "once" });

@@ -76,7 +76,7 @@ pub fn run(tools: &Tools, store: Store) -> Result<u64> {
     }
     drop(stack);
     let results = checks::all(&logs, &observed, &faults);
-    report(store, &faults, started, &results)
+    report(store, &tools.host.describe(), &faults, started, &results)
 }
 
 /// Kills and restarts each target in turn, with calm in between.
@@ -170,8 +170,9 @@ fn kafka_events(tools: &Tools, bootstrap: &str) -> Result<HashMap<String, Vec<Va
     Ok(by_user)
 }
 
-fn report(store: Store, faults: &[Fault], started: Instant, results: &[checks::Check]) -> Result<u64> {
-    let mut md = format!("# cargo xtask chaos ({store} store)\n\n| fault | killed at | ready again after |\n|---|---|---|\n");
+fn report(store: Store, host: &str, faults: &[Fault], started: Instant, results: &[checks::Check]) -> Result<u64> {
+    let mut md =
+        format!("# cargo xtask chaos ({store} store)\n\nwasm host: {host}\n\n| fault | killed at | ready again after |\n|---|---|---|\n");
     for f in faults {
         md.push_str(&format!(
             "| kill -9 {} | t={:.1} s | {:.1} s |\n",
@@ -190,6 +191,7 @@ fn report(store: Store, faults: &[Fault], started: Instant, results: &[checks::C
     fs::write(dir.join(format!("chaos-{store}.md")), &md)?;
     let json = json!({
         "store": store.to_string(),
+        "host": host,
         "faults": faults.iter().map(|f| json!({ "target": f.target, "killed_at_s": f.killed.duration_since(started).as_secs_f64(),
             "ready_after_s": f.back.duration_since(f.killed).as_secs_f64() })).collect::<Vec<_>>(),
         "checks": results.iter().map(|c| json!({ "name": c.name, "passed": c.passed, "detail": c.detail })).collect::<Vec<_>>(),

@@ -114,7 +114,7 @@ fn types(entries: &[Value]) -> Vec<String> {
 }
 
 fn ids(items: &Value) -> Vec<String> {
-    items.as_array().expect("items").iter().map(|t| id(t)).collect()
+    items.as_array().expect("items").iter().map(id).collect()
 }
 
 fn id(task: &Value) -> String {
@@ -936,7 +936,7 @@ fn concurrent_writes_of_one_user_serialize_without_gaps() {
     assert_eq!(created.len(), 1, "one task for one key: {replies:?}");
     assert_eq!(replies.iter().filter(|r| r.header("idempotent-replayed").is_none()).count(), 1, "exactly one original answer");
     let tid = created.into_iter().next().unwrap();
-    assert_eq!(user.ids(""), [tid.clone()]);
+    assert_eq!(user.ids(""), std::slice::from_ref(&tid));
 
     // Concurrent changes of one task: each succeeds or is a clean 409; versions and seq have no gaps.
     let replies: Vec<Reply> = std::thread::scope(|s| {

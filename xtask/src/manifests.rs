@@ -18,7 +18,8 @@
 //! 2. SpinApps: exactly one component each, that component is a `[component.<id>]` of
 //!    `<root>/spin.toml`, the SpinApp name and the Dapr app-id equal the component id,
 //!    the Dapr annotations are complete, the referenced Dapr Configuration exists, health
-//!    checks use `/healthz/<id>`, and every spin.toml component is deployed.
+//!    checks use `/healthz/<id>` (liveness) and `/readyz/<id>` (readiness), and
+//!    every spin.toml component is deployed.
 //! 3. Dapr wiring: Subscription/Component/Resiliency/Configuration scopes name existing
 //!    app-ids, subscriptions use an existing pub/sub component, a route, and a dead-letter
 //!    topic, and every topic they use is declared as a Strimzi KafkaTopic.
@@ -488,9 +489,10 @@ fn cross_check(docs: &[Doc], components: &BTreeSet<String>) -> Result<CrossCheck
             Some(c) if configs.contains(c) => {}
             other => bail!("{}: annotation dapr.io/config {other:?} names no Dapr Configuration (have {configs:?})", d.at()),
         }
-        for probe in ["liveness", "readiness"] {
+        // Liveness: the component answers; readiness: its sidecar is ready too.
+        for (probe, route) in [("liveness", "healthz"), ("readiness", "readyz")] {
             if let Some(p) = d.value.pointer(&format!("/spec/checks/{probe}/httpGet/path")) {
-                let want = format!("/healthz/{comp}");
+                let want = format!("/{route}/{comp}");
                 if p.as_str() != Some(want.as_str()) {
                     bail!("{}: {probe} check path is {p}, expected {want:?}", d.at());
                 }

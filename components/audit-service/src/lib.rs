@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, delivery, health, json, Problem, Settings};
+use component_kit::{auth, delivery, health, json, readiness, Problem, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -21,6 +21,7 @@ const APP_ID: &str = "audit-service";
 async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
     router.get("/healthz/audit-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/audit-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/audit/task-events", |req, _| receive(req));
     router.post_async("/internal/audit/reminders", |req, _| receive(req));
     router.get_async("/audit/:user_id", |req, params| respond(list(req, params)));

@@ -19,7 +19,7 @@ use chrono::Utc;
 use component_kit::cors::Cors;
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, delivery, health, json, stream_token, Problem, Settings};
+use component_kit::{auth, delivery, health, json, readiness, stream_token, Problem, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
 use spin_sdk::http::{Headers, OutgoingResponse, Params, Request, Response, ResponseOutparam, Router};
@@ -36,6 +36,7 @@ async fn handle(req: Request, out: ResponseOutparam) {
     }
     let mut router = Router::new();
     router.get("/healthz/notify-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/notify-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/notify/task-events", |req, _| receive(req));
     router.post_async("/internal/notify/reminders", |req, _| receive(req));
     router.get_async("/api/:user_id/changes", |req, params| respond(req, params, changes));

@@ -10,7 +10,7 @@
 //! under the idempotency key `recur:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::{delivery, health, Problem, Settings};
+use component_kit::{delivery, health, readiness, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -24,6 +24,7 @@ const TODO_API: &str = "todo-api";
 async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
     router.get("/healthz/recurring-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/recurring-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/recurring/task-events", |req, _| task_event(req));
     router.handle_async(req).await
 }

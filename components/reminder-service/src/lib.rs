@@ -13,7 +13,7 @@
 //! projection yet fails its callback, and the scheduler retries it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use component_kit::{auth, delivery, health, Problem, Settings};
+use component_kit::{auth, delivery, health, readiness, Problem, Settings};
 use dapr_http::{Dapr, DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -33,6 +33,7 @@ const JOB_RETRY: JobRetry = JobRetry { interval_secs: 2, max_retries: 1800 };
 async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
     router.get("/healthz/reminder-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/reminder-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/reminder/task-events", |req, _| task_event(req));
     router.post_async("/job/:name", job);
     router.handle_async(req).await

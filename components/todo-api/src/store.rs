@@ -3,7 +3,8 @@
 //! Keys (Dapr prefixes them with the app-id): `ledger:{user}` holds the user's
 //! [`UserLedger`]; `task:{user}:{id}` a task; `outbox:{user}:{seq}` an event
 //! committed but not yet known to be published; `idem:{user}:{key}` the task an
-//! `Idempotency-Key` created.
+//! `Idempotency-Key` created; `outbox-relay` the users whose outbox the relay
+//! job still has to publish (`todo_domain::relay::RelayQueue`).
 
 use dapr_http::{DaprError, StateOp, Versioned};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,8 @@
 //! A small client for the Dapr sidecar's HTTP API, over `wasi:http`.
 //!
 //! Only what the services use: state (get, bulk get, transactions with ETags),
-//! pub/sub publish with metadata, and secrets. The sidecar's address comes from
+//! pub/sub publish with metadata, secrets, jobs, service invocation and the
+//! sidecar's health. The sidecar's address comes from
 //! `DAPR_HTTP_ENDPOINT`, else `http://127.0.0.1:$DAPR_HTTP_PORT` (port 3500 by
 //! default), which is also where the sidecar listens inside a Kubernetes pod.
 
@@ -226,6 +227,12 @@ impl Dapr {
         let body = serde_json::to_vec(data).map_err(|e| DaprError::Decode(e.to_string()))?;
         self.call_ok(Method::Post, &format!("/v1.0/publish/{pubsub}/{topic}?{query}"), Some(body)).await?;
         Ok(())
+    }
+
+    /// Whether the sidecar is up with its components loaded
+    /// (`GET /v1.0/healthz/outbound`, which does not wait for this app).
+    pub async fn healthy(&self) -> Result<(), DaprError> {
+        self.call_ok(Method::Get, "/v1.0/healthz/outbound", None).await.map(drop)
     }
 
     /// Reads the secret `name` from `store` (the value under the key of the same name).

@@ -14,6 +14,7 @@ pub mod occurrence;
 pub mod phrase;
 pub mod query;
 pub mod recurrence;
+pub mod relay;
 pub mod reminder;
 pub mod schedule;
 pub mod task;

@@ -10,7 +10,7 @@
 //! publish of the same event is harmless.
 
 use chrono::{SecondsFormat, Utc};
-use component_kit::{auth, delivery, Problem};
+use component_kit::{auth, delivery, telemetry, Problem};
 use dapr_http::{DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
 use todo_domain::event::TASK_EVENTS_TOPIC;
@@ -34,9 +34,9 @@ const RELAY_BATCH: usize = 50;
 /// Publishes the user's pending events; when that fails, hands them to the relay.
 pub(crate) async fn flush(ctx: &Ctx, user: &UserId, ledger: &UserLedger) {
     if let Err(e) = try_flush(ctx, user, ledger).await {
-        eprintln!("outbox of {user} left pending: {e}");
+        telemetry::warn("outbox left pending; the relay job takes over").user(user).error(e).emit();
         if let Err(e) = enlist(ctx, user).await {
-            eprintln!("outbox of {user} waits for the user's next request: the relay cannot be scheduled: {e}");
+            telemetry::error("outbox waits for the user's next request: the relay cannot be scheduled").user(user).error(e).emit();
         }
     }
 }
@@ -150,7 +150,7 @@ async fn relay(ctx: &Ctx) -> Result<usize, DaprError> {
             let ledger = load_ledger(ctx, &user).await?;
             match try_flush(ctx, &user, &ledger.value).await {
                 Ok(()) => flushed.push(user),
-                Err(e) => eprintln!("relay: outbox of {user} still pending: {e}"),
+                Err(e) => telemetry::warn("relay: outbox still pending").user(&user).error(e).emit(),
             }
         }
         queue.done(&flushed);

@@ -8,6 +8,7 @@ pub mod log;
 pub mod problem;
 pub mod settings;
 pub mod stream_token;
+pub mod telemetry;
 
 pub use problem::Problem;
 pub use settings::Settings;
@@ -35,7 +36,7 @@ pub async fn readiness(app_id: &str) -> Response {
     match dapr_http::Dapr::from_env().healthy().await {
         Ok(()) => json(200, &serde_json::json!({ "status": "ready", "app_id": app_id, "sidecar": "ok" })),
         Err(e) => {
-            eprintln!("{app_id} not ready: {e}");
+            telemetry::warn("not ready: the sidecar is not").error(e).emit();
             Problem::unavailable("the Dapr sidecar is not ready").into_response()
         }
     }

@@ -81,7 +81,7 @@ pub const UNAVAILABLE: &str = "a dependency (state store, broker or secret store
 
 impl From<DaprError> for Problem {
     fn from(e: DaprError) -> Self {
-        eprintln!("dapr error: {e}");
+        crate::telemetry::warn("a Dapr call failed").error(&e).emit();
         match e {
             DaprError::Conflict => Problem::new(409, "Conflict", "the resource changed concurrently; retry"),
             _ => Problem::unavailable(UNAVAILABLE),

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response};
 
+pub mod trace;
+
 /// Why a call to the sidecar failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DaprError {
@@ -150,6 +152,10 @@ impl Dapr {
         if let Some(token) = &self.api_token {
             builder.header("dapr-api-token", token);
         }
+        // The incoming request's W3C trace context goes along on every call.
+        for (name, value) in trace::current().headers() {
+            builder.header(name, value);
+        }
         if let Some(body) = body {
             builder.header("content-type", "application/json").body(body);
         }
@@ -211,13 +217,17 @@ impl Dapr {
     }
 
     /// Publishes `data` as the `data` of a CloudEvent that Dapr builds.
+    /// The CloudEvent carries the current trace context (`traceparent`, `tracestate`).
     pub async fn publish(&self, pubsub: &str, topic: &str, data: &impl Serialize, meta: &PublishMeta<'_>) -> Result<(), DaprError> {
+        let trace = trace::current();
         let query = [
             ("metadata.partitionKey", meta.partition_key),
             ("metadata.cloudevent.id", meta.id),
             ("metadata.cloudevent.type", meta.event_type),
             ("metadata.cloudevent.source", meta.source),
             ("metadata.cloudevent.subject", meta.subject),
+            ("metadata.cloudevent.traceparent", trace.traceparent.as_deref().unwrap_or_default()),
+            ("metadata.cloudevent.tracestate", trace.tracestate.as_deref().unwrap_or_default()),
         ]
         .iter()
         .filter(|(_, v)| !v.is_empty())

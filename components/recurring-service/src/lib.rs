@@ -46,24 +46,22 @@ async fn task_event(req: Request) -> Response {
         return delivery::status("SUCCESS");
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
+    let refused = |what: &str, code: u16, body: &[u8]| {
+        telemetry::warn(format!("todo-api answered {code} for occurrence {} of {}: {what}", request.occurrence, request.series_id))
+            .user(&event.user_id)
+            .task(event.task.id)
+            .event(&event.event_id)
+            .error(String::from_utf8_lossy(body))
+            .emit();
+    };
     match dapr.invoke_post(TODO_API, &method, &request).await {
         Ok((200..=299, _)) => delivery::status("SUCCESS"),
         Ok((code @ (400 | 413 | 415 | 422), body)) => {
-            telemetry::warn(format!("dropping: todo-api refused occurrence {} of {} ({code})", request.occurrence, request.series_id))
-                .user(&event.user_id)
-                .task(event.task.id)
-                .event(event.event_id)
-                .error(String::from_utf8_lossy(&body))
-                .emit();
+            refused("dropping the event", code, &body);
             delivery::status("DROP")
         }
         Ok((code, body)) => {
-            telemetry::warn(format!("todo-api answered {code} for occurrence {} of {}; retrying", request.occurrence, request.series_id))
-                .user(&event.user_id)
-                .task(event.task.id)
-                .event(event.event_id)
-                .error(String::from_utf8_lossy(&body))
-                .emit();
+            refused("retrying", code, &body);
             Problem::unavailable(format!("todo-api answered {code}; retry")).into_response()
         }
         Err(e) => Problem::from(e).into_response(),

@@ -50,7 +50,7 @@ async fn task_event(req: Request) -> Response {
         telemetry::warn(format!("todo-api answered {code} for occurrence {} of {}: {what}", request.occurrence, request.series_id))
             .user(&event.user_id)
             .task(event.task.id)
-            .event(&event.event_id)
+            .event(event.event_id)
             .error(String::from_utf8_lossy(body))
             .emit();
     };

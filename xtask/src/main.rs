@@ -20,6 +20,7 @@ mod chaos;
 mod doctor;
 mod fuzz;
 mod k8s;
+mod lint;
 mod paths;
 mod stack;
 #[cfg(test)]
@@ -81,8 +82,8 @@ fn dev(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask test`: unit tests, the Kubernetes check, then the end-to-end suite
-/// against the real stack on each store.
+/// `cargo xtask test`: `cargo fmt --check` and clippy, unit tests, the Kubernetes
+/// check, then the end-to-end suite against the real stack on each store.
 fn test(args: &[String]) -> Result<()> {
     let stores = match args.iter().position(|a| a == "--store") {
         Some(_) => vec![parse_store(args)?],
@@ -90,6 +91,7 @@ fn test(args: &[String]) -> Result<()> {
     };
     // The tools install in the background while the workspace compiles and its unit tests run.
     let tools = bootstrap::Tools::begin()?;
+    lint::check()?;
     let mut unit_args = vec!["--workspace", "--exclude", "e2e"];
     for app in stack::APPS {
         unit_args.extend(["--exclude", app]);

@@ -25,28 +25,57 @@ use crate::paths;
 pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
 
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
-/// two stacks can run side by side.
-#[derive(Debug, Clone, Copy)]
+/// two stacks can run side by side, plus [`FRESH_STACK_SHIFT`] for the stacks
+/// of `test`, `bench` and `chaos`, so that they run while `cargo xtask dev` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     offset: u16,
 }
 
+/// How far the fresh stacks (`test`, `bench`, `chaos`) lie above the dev stack:
+/// app 4000+i, daprd 4500+i, scheduler 4560, Kafka 10092, ...
+pub const FRESH_STACK_SHIFT: u16 = 1000;
+
 impl Ports {
-    /// Ports shifted by `TODO_PORT_OFFSET` (default 0).
-    pub fn from_env() -> Result<Ports> {
-        let offset = match std::env::var("TODO_PORT_OFFSET") {
-            Ok(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
+    /// The ports of a `mode` stack, shifted by `TODO_PORT_OFFSET` (default 0).
+    pub fn from_env(mode: Mode) -> Result<Ports> {
+        Ports::new(mode, std::env::var("TODO_PORT_OFFSET").ok().as_deref())
+    }
+
+    fn new(mode: Mode, offset: Option<&str>) -> Result<Ports> {
+        let offset: u16 = match offset {
+            Some(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
             _ => 0,
         };
-        // Each stack's ports lie in 3000+o..3004+o, 3500+o..3554+o, 9092+o..9093+o
-        // and 2xxxx+o: offsets of whole hundreds up to 400 never overlap.
+        // Each stack's ports lie in 3000+o..3004+o, 3500+o..3560+o, 9092+o..9093+o
+        // and 2xxxx+o (each of those +1000 for a fresh stack): offsets of whole
+        // hundreds up to 400 never overlap, with each other or across the shift.
         if offset % 100 != 0 || offset > 400 {
             bail!("TODO_PORT_OFFSET must be 0, 100, 200, 300 or 400");
         }
-        Ok(Ports { offset })
+        let shift = if mode == Mode::Dev { 0 } else { FRESH_STACK_SHIFT };
+        Ok(Ports { offset: offset + shift })
     }
+
+    /// The label of a run directory: empty for the default ports.
+    fn suffix(self, mode: Mode) -> String {
+        match self.offset - if mode == Mode::Dev { 0 } else { FRESH_STACK_SHIFT } {
+            0 => String::new(),
+            user => format!("-p{user}"),
+        }
+    }
+
     fn at(self, base: u16, index: usize) -> u16 {
         base + index as u16 + self.offset
+    }
+
+    /// Every port of the stack (apps, sidecars, scheduler, Kafka, PostgreSQL).
+    #[cfg(test)]
+    fn all(self) -> Vec<u16> {
+        let mut ports: Vec<u16> =
+            (0..APPS.len()).flat_map(|i| [3000, 3500, 3510, 3520, 3530, 3540, 3550].map(|base| self.at(base, i))).collect();
+        ports.extend([3560, 9092, 9093, 25432, 28080, 29090, 23790, 23800].map(|base| self.at(base, 0)));
+        ports
     }
     /// Component HTTP port of app `i`.
     pub fn app(self, i: usize) -> u16 {
@@ -201,8 +230,8 @@ impl Stack {
     /// Starts every piece and waits until each is healthy.
     pub fn start(tools: &Tools, store: Store, mode: Mode) -> Result<Stack> {
         let root = paths::root();
-        let ports = Ports::from_env()?;
-        let suffix = if ports.offset == 0 { String::new() } else { format!("-p{}", ports.offset) };
+        let ports = Ports::from_env(mode)?;
+        let suffix = ports.suffix(mode);
         let run_dir = root.join("target/stack").join(match mode {
             Mode::Dev => format!("dev-{store}{suffix}"),
             Mode::Test => format!("test-{store}{suffix}"),
@@ -275,9 +304,7 @@ impl Stack {
     /// `daprd-audit-service`) with SIGKILL, as a crash would.
     pub fn kill(&mut self, name: &str) -> Result<()> {
         let p = self.proc_mut(name)?;
-        p.child.kill().with_context(|| format!("killing {name}"))?;
-        p.child.wait()?;
-        Ok(())
+        kill_group(&mut p.child).with_context(|| format!("killing {name}"))
     }
 
     /// Starts `name` again with the command that first started it (its log
@@ -607,7 +634,7 @@ impl Drop for Stack {
             }
         }
         while let Some(mut p) = self.procs.pop() {
-            let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).stderr(Stdio::null()).status();
+            signal_group(&p.child, "TERM");
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = p.child.try_wait() {
@@ -615,8 +642,7 @@ impl Drop for Stack {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            let _ = kill_group(&mut p.child);
         }
         if let (Some(data), Ok(bin)) = (&self.postgres, bootstrap::postgres_bin()) {
             let mut cmd = if bootstrap::is_root() {
@@ -631,10 +657,26 @@ impl Drop for Stack {
     }
 }
 
-/// Spawns `cmd` with stdout and stderr into `log` (appended to, or truncated).
+/// Spawns `cmd` with stdout and stderr into `log` (appended to, or truncated),
+/// as the leader of its own process group: `spin up` serves from a child
+/// process (`spin trigger http`), which must go down with it.
 fn start_logged(cmd: &mut Command, log: &Path, append: bool) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
     let out = fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(log)?;
-    Ok(cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).spawn()?)
+    Ok(cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0).spawn()?)
+}
+
+/// Sends `signal` (e.g. `TERM`) to the process group that `child` leads.
+fn signal_group(child: &Child, signal: &str) {
+    let _ = Command::new("kill").args([&format!("-{signal}"), "--", &format!("-{}", child.id())]).stderr(Stdio::null()).status();
+}
+
+/// Kills (SIGKILL) the process group that `child` leads, children included,
+/// and reaps `child`.
+fn kill_group(child: &mut Child) -> Result<()> {
+    signal_group(child, "KILL");
+    child.wait()?;
+    Ok(())
 }
 
 /// Stops a process this stack did not spawn itself (one a test respawned):
@@ -647,4 +689,54 @@ fn stop_pid(pid: u32) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_stacks_and_the_dev_stack_share_no_port() {
+        let offsets = ["0", "100", "200", "300", "400"];
+        let mut seen = std::collections::HashMap::new();
+        for mode in [Mode::Dev, Mode::Test] {
+            for offset in offsets {
+                let ports = Ports::new(mode, Some(offset)).unwrap();
+                for port in ports.all() {
+                    if let Some(other) = seen.insert(port, (mode, offset)) {
+                        panic!("port {port} of {mode:?}+{offset} is also {other:?}'s");
+                    }
+                }
+            }
+        }
+        assert_eq!(Ports::new(Mode::Test, None).unwrap(), Ports::new(Mode::Chaos, Some("")).unwrap());
+        assert_ne!(Ports::new(Mode::Test, None).unwrap().app(0), Ports::new(Mode::Dev, None).unwrap().app(0));
+        assert_eq!(Ports::new(Mode::Chaos, Some("300")).unwrap().suffix(Mode::Chaos), "-p300");
+        assert!(Ports::new(Mode::Dev, Some("50")).is_err());
+    }
+
+    /// A host whose server runs in a child process (as `spin up` does) frees
+    /// its port when the stack kills it.
+    #[test]
+    fn killing_a_host_frees_the_port_its_child_serves() {
+        let port = 38_000 + (std::process::id() % 2000) as u16;
+        let log = std::env::temp_dir().join(format!("xtask-kill-group-{port}.log"));
+        let server = format!("python3 -m http.server --bind 127.0.0.1 {port} & wait");
+        let mut parent = start_logged(Command::new("sh").args(["-c", &server]), &log, false).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_open(port) {
+            assert!(Instant::now() < deadline, "the child never listened: {}", tail(&log));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill_group(&mut parent).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while port_open(port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let still_open = port_open(port);
+        // Do not leave an orphan behind when the check fails: its group outlives the leader.
+        signal_group(&parent, "KILL");
+        let _ = fs::remove_file(&log);
+        assert!(!still_open, "port {port} is still served after the kill");
+    }
 }

@@ -19,7 +19,7 @@ use chrono::Utc;
 use component_kit::cors::Cors;
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, delivery, health, json, stream_token, Problem, Settings};
+use component_kit::{auth, delivery, health, json, readiness, stream_token, telemetry, Problem, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
 use spin_sdk::http::{Headers, OutgoingResponse, Params, Request, Response, ResponseOutparam, Router};
@@ -31,11 +31,13 @@ const APP_ID: &str = "notify-service";
 
 #[http_component]
 async fn handle(req: Request, out: ResponseOutparam) {
+    telemetry::begin(APP_ID, &req);
     if let Some(user) = stream_path(&req) {
         return stream(req, user, out).await;
     }
     let mut router = Router::new();
     router.get("/healthz/notify-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/notify-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/notify/task-events", |req, _| receive(req));
     router.post_async("/internal/notify/reminders", |req, _| receive(req));
     router.get_async("/api/:user_id/changes", |req, params| respond(req, params, changes));
@@ -64,10 +66,10 @@ async fn send_whole(out: ResponseOutparam, mut response: Response) {
     match OutgoingResponse::try_from(response) {
         Ok(response) => {
             if let Err(e) = out.set_with_body(response, body).await {
-                eprintln!("cannot send the response: {e}");
+                telemetry::warn("cannot send the response").error(e).emit();
             }
         }
-        Err(e) => eprintln!("cannot convert the response: {e}"),
+        Err(e) => telemetry::error("cannot convert the response").error(e).emit(),
     }
 }
 
@@ -121,7 +123,7 @@ async fn receive(req: Request) -> Response {
     let event = match feed::event_from_cloudevent(req.body()) {
         Ok(event) => event,
         Err(e) => {
-            eprintln!("dropping unrecordable event: {e}");
+            telemetry::warn("dropping an unrecordable event").error(e).emit();
             return delivery::status("DROP");
         }
     };
@@ -323,7 +325,7 @@ async fn stream(req: Request, user: String, out: ResponseOutparam) {
         let head = match read_head(&dapr, &store, &head_key).await {
             Ok(head) => head,
             Err(e) => {
-                eprintln!("stream for {user}: {e}; closing so that the client reconnects");
+                telemetry::warn("stream closed so that the client reconnects").user(&user).error(e).emit();
                 break;
             }
         };

@@ -153,6 +153,7 @@ impl Notification {
             task_id: self.task_id.clone(),
             time: self.read_at.unwrap_or(now),
             data: serde_json::json!({ "notification_id": self.id, "user_id": user, "read_at": self.read_at.unwrap_or(now) }),
+            trace_id: None,
         }
     }
 }

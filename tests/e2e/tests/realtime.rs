@@ -275,7 +275,7 @@ fn all_changes(user: &str, token: &str) -> Vec<Value> {
 
 #[test]
 fn a_task_created_through_the_api_reaches_an_open_stream() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-live");
     let token = stack.token(&user);
     let (mut sse, ready) = open_stream(&user, &token, "", &[]);
@@ -296,7 +296,7 @@ fn a_task_created_through_the_api_reaches_an_open_stream() {
 
 #[test]
 fn a_client_that_reconnects_with_last_event_id_gets_every_change_once_in_order() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-resume");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);
@@ -348,7 +348,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_every_change_once_in_order()
 
 #[test]
 fn reminders_appear_in_the_stream_and_the_inbox_once() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-remind");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);
@@ -403,7 +403,7 @@ fn reminders_appear_in_the_stream_and_the_inbox_once() {
 
 #[test]
 fn browsers_authenticate_with_a_short_lived_stream_token() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-token");
     let token = stack.token(&user);
     let issued = send("POST", &format!("{}/api/{user}/stream-token", notify_url()), &[("authorization", &bearer(&token))], None);
@@ -441,7 +441,7 @@ fn browsers_authenticate_with_a_short_lived_stream_token() {
 
 #[test]
 fn changes_are_paged_by_cursor_and_checked() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-pages");
     let token = stack.token(&user);
     for i in 0..5 {
@@ -462,7 +462,7 @@ fn changes_are_paged_by_cursor_and_checked() {
 
 #[test]
 fn a_stream_ends_cleanly_after_its_lifetime_with_heartbeats() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-life");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);

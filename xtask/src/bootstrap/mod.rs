@@ -76,6 +76,20 @@ pub enum Host {
     Wasmtime(PathBuf),
 }
 
+impl Host {
+    /// What serves the components, e.g. `spin 3.6.3 (/path/to/spin)`: the
+    /// first line of `--version`, for reports.
+    pub fn describe(&self) -> String {
+        let (name, path) = match self {
+            Host::Spin(path) => ("spin", path),
+            Host::Wasmtime(path) => ("wasmtime", path),
+        };
+        let version = Command::new(path).arg("--version").output().ok().filter(|o| o.status.success());
+        let version = version.and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned));
+        format!("{} ({})", version.unwrap_or_else(|| name.to_owned()), path.display())
+    }
+}
+
 /// Paths of the installed tools.
 #[derive(Debug, Clone)]
 pub struct Tools {

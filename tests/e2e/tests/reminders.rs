@@ -324,7 +324,7 @@ fn delivery(event: &Value) -> Value {
 #[test]
 fn two_handlers_at_once_keep_the_winners_jobs() {
     let _shared = SIDECAR.read().unwrap();
-    let Some(ctx) = Ctx::new("remind-race") else { return };
+    let ctx = Ctx::new("remind-race");
     let reminder = std::env::var("REMINDER_SERVICE_URL").expect("REMINDER_SERVICE_URL is not set");
     let url = format!("{reminder}/internal/reminder/task-events");
     let due = now_ms() + 24 * 3_600_000;

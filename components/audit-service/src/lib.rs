@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, delivery, health, json, Problem, Settings};
+use component_kit::{auth, cors, delivery, health, json, Problem, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -19,6 +19,10 @@ const APP_ID: &str = "audit-service";
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
     let mut router = Router::new();
     router.get("/healthz/audit-service", |_: Request, _: Params| health(APP_ID));
     router.post_async("/internal/audit/task-events", |req, _| receive(req));

@@ -7,7 +7,7 @@ mod outbox;
 mod routes;
 mod store;
 
-use component_kit::{auth, health, Problem, Settings};
+use component_kit::{auth, cors, health, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -22,6 +22,10 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
     let mut router = Router::new();
     router.get("/healthz/todo-api", |_: Request, _: Params| health(APP_ID));
     router.get("/openapi.json", |_: Request, _: Params| openapi());

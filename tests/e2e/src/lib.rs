@@ -2,6 +2,8 @@
 //! and contract validation. `cargo xtask test` starts the stack and sets the
 //! environment; run alone, every test is skipped with a notice.
 
+pub mod better_auth;
+
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -49,15 +51,6 @@ impl Stack {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let claims = serde_json::json!({ "sub": user, "iat": now - 120, "exp": now + ttl });
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
-    }
-
-    /// An EdDSA token for `user`, signed with the test-only key whose public
-    /// half is the stack's `jwt-public-key`.
-    pub fn eddsa_token(&self, user: &str) -> String {
-        let key = include_bytes!("../../../crates/component-kit/testdata/ed25519-test-only.pem");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let claims = serde_json::json!({ "sub": user, "exp": now + 600 });
-        encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_pem(key).unwrap()).unwrap()
     }
 
     /// The token the sidecar presents on Dapr-only routes.

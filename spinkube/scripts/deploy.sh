@@ -15,8 +15,6 @@
 #                               accept (JWKS at {BETTER_AUTH_URL}/api/auth/jwks, iss, aud);
 #                               unset: HS256 tokens only
 #   CORS_ALLOWED_ORIGINS        browser origins, comma-separated (https://app.example.com)
-#   BETTER_AUTH_JWKS_FILE       a JWKS document to serve from Secret better-auth-jwks
-#                               instead of fetching the URL (for air-gapped clusters)
 #   BETTER_AUTH_SECRET          HS256 key that verifies user JWTs (alias: TODO_JWT_HS256_SECRET)
 #   TODO_APP_API_TOKEN          token the Dapr sidecars present to the apps
 #   TODO_POSTGRES_PASSWORD      password of the in-cluster PostgreSQL (minikube)
@@ -55,11 +53,15 @@ for name in BETTER_AUTH_URL CORS_ALLOWED_ORIGINS; do
   [[ "$value" != *[\\\"]* ]] || die "$name must not contain quotes or backslashes"
   [[ -z "$value" ]] || env_entries+=("$name = \"$value\"")
 done
-[[ -z "${BETTER_AUTH_JWKS_FILE:-}" ]] || env_entries+=('BETTER_AUTH_JWKS_SECRET = "better-auth-jwks"')
 if ((${#env_entries[@]})); then
   manifest=spin.deploy.toml
   environment="environment = { $(IFS=,; echo "${env_entries[*]}") }"
-  awk -v env="$environment" '{ print } /^\[component\.(todo-api|audit-service|notify-service)\]$/ { print env }' \
+  # Replaces the `environment` of the three components (spin.toml's is the default).
+  awk -v env="$environment" '
+    /^\[/ { mine = ($0 ~ /^\[component\.(todo-api|audit-service|notify-service)\]$/) }
+    mine && /^environment = / { next }
+    { print }
+    mine && /^\[component\./ { print env }' \
     "$REPO_ROOT/spin.toml" >"$REPO_ROOT/$manifest" || die "could not write $manifest"
 fi
 log "spin registry push $image ($manifest)"
@@ -81,10 +83,6 @@ apply_secret "$APP_NS" app-api-token "app-api-token=$token"
 # The sidecars present this token (dapr.io/app-token-secret); the apps compare it with
 # app-api-token above, so both hold the same value.
 apply_secret "$APP_NS" dapr-app-token "token=$token"
-if [[ -n "${BETTER_AUTH_JWKS_FILE:-}" ]]; then
-  [[ -f "$BETTER_AUTH_JWKS_FILE" ]] || die "BETTER_AUTH_JWKS_FILE=$BETTER_AUTH_JWKS_FILE is not a file"
-  apply_secret "$APP_NS" better-auth-jwks "better-auth-jwks=$(cat "$BETTER_AUTH_JWKS_FILE")"
-fi
 
 conn="${TODO_POSTGRES_CONNECTION_STRING:-}"
 if [[ "$PROFILE" == minikube || "${TODO_IN_CLUSTER_POSTGRES:-0}" == 1 ]]; then
@@ -114,6 +112,7 @@ origin="$(printf '%s' "${BETTER_AUTH_URL:-http://127.0.0.1:*}" | sed -E 's#^([A-
 sed -e "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" -e "s|\"http://127.0.0.1:[*]\" # better_auth_origin|\"$origin\"|" \
   "$SPINKUBE_DIR/apps/spinapps.yaml" | kubectl apply -f - >/dev/null ||
   die "could not apply apps/spinapps.yaml"
+kubectl apply -f "$SPINKUBE_DIR/apps/ingress.yaml" >/dev/null || die "could not apply apps/ingress.yaml"
 # Components and configuration are read when a sidecar starts: restart the apps so a
 # re-run picks up changed Dapr resources even when the image did not change.
 for app in "${APPS[@]}"; do

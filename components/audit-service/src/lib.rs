@@ -11,7 +11,7 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, delivery, health, json, readiness, telemetry, Problem, Settings};
+use component_kit::{auth, cors, delivery, health, json, readiness, telemetry, Problem, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -22,6 +22,10 @@ const APP_ID: &str = "audit-service";
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
     telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/audit-service", |_: Request, _: Params| health(APP_ID));

@@ -8,7 +8,7 @@ mod outbox;
 mod routes;
 mod store;
 
-use component_kit::{auth, health, readiness, telemetry, Problem, Settings};
+use component_kit::{auth, cors, health, readiness, telemetry, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -23,6 +23,10 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
     telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/todo-api", |_: Request, _: Params| health(APP_ID));

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cors;
 pub mod delivery;
+pub mod jwks;
 pub mod log;
 pub mod problem;
 pub mod settings;

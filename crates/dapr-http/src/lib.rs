@@ -263,6 +263,15 @@ impl Dapr {
         Ok(())
     }
 
+    /// Saves `value` at `key` (last write wins), expiring after `ttl_secs`
+    /// (Dapr's `ttlInSeconds`): for caches, never for data.
+    pub async fn save_with_ttl(&self, store: &str, key: &str, value: &impl Serialize, ttl_secs: u32) -> Result<(), DaprError> {
+        let item = serde_json::json!([{ "key": key, "value": to_value(value), "metadata": { "ttlInSeconds": ttl_secs.to_string() } }]);
+        let body = serde_json::to_vec(&item).expect("state items serialize");
+        self.call_ok(Method::Post, &format!("/v1.0/state/{store}"), Some(body)).await?;
+        Ok(())
+    }
+
     /// Publishes `data` as the `data` of a CloudEvent that Dapr builds.
     /// The CloudEvent carries the current trace context (`traceparent`, `tracestate`).
     pub async fn publish(&self, pubsub: &str, topic: &str, data: &impl Serialize, meta: &PublishMeta<'_>) -> Result<(), DaprError> {

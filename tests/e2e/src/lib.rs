@@ -3,6 +3,8 @@
 //! environment; run alone (`cargo test --workspace`), every end-to-end test
 //! fails with [`NO_STACK`] instead of passing without having run.
 
+pub mod better_auth;
+
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -53,15 +55,6 @@ impl Stack {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let claims = serde_json::json!({ "sub": user, "iat": now - 120, "exp": now + ttl });
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
-    }
-
-    /// An EdDSA token for `user`, signed with the test-only key whose public
-    /// half is the stack's `jwt-public-key`.
-    pub fn eddsa_token(&self, user: &str) -> String {
-        let key = include_bytes!("../../../crates/component-kit/testdata/ed25519-test-only.pem");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let claims = serde_json::json!({ "sub": user, "exp": now + 600 });
-        encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_pem(key).unwrap()).unwrap()
     }
 
     /// The token the sidecar presents on Dapr-only routes.

@@ -44,17 +44,6 @@ fn missing_or_bad_tokens_are_401_and_another_users_path_is_403() {
 }
 
 #[test]
-fn eddsa_tokens_verify_with_the_configured_public_key() {
-    let stack = Stack::get();
-    let user = fresh_user("eddsa");
-    let url = format!("{}/api/{user}/tasks", stack.api);
-    assert_eq!(get(&url, &stack.eddsa_token(&user)).status, 200);
-    assert_problem(&get(&url, &stack.eddsa_token("someone-else")), 403);
-    // An HS256 token signed with the public key's text must not pass as EdDSA.
-    assert_problem(&get(&url, &stack.token_with(&user, 3600, "-----BEGIN PUBLIC KEY-----")), 401);
-}
-
-#[test]
 fn bad_bodies_are_4xx_naming_the_field_and_write_nothing() {
     let stack = Stack::get();
     let user = fresh_user("input");

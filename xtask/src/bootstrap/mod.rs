@@ -60,11 +60,12 @@ const WASM_TOOLS_WHEEL: Wheel = Wheel {
 };
 
 /// What must be on PATH before the bootstrap can install the rest, and how to get it.
-pub const PREREQUISITES: [(&str, &str); 4] = [
+pub const PREREQUISITES: [(&str, &str); 5] = [
     ("go", "Go 1.26+ (https://go.dev/dl, or your package manager)"),
     ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
     ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
     ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
+    ("npm", "Node.js 20+ with npm, for the Better Auth test server (e.g. `apt-get install nodejs npm`)"),
 ];
 
 /// The wasm host that serves the components.
@@ -122,7 +123,7 @@ impl Tools {
     pub fn begin() -> Result<Pending> {
         let cache = paths::cache();
         fs::create_dir_all(cache.join("logs"))?;
-        let [go, java, mvn, _python] = PREREQUISITES.map(|(name, how)| require(name, how));
+        let [go, java, mvn, _python, _npm] = PREREQUISITES.map(|(name, how)| require(name, how));
         let (go, java, mvn) = (go?, java?, mvn?);
         wasm_target()?;
         let started = Instant::now();

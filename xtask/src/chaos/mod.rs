@@ -37,7 +37,7 @@ pub fn run(tools: &Tools, store: Store) -> Result<u64> {
     build::components()?;
     let mut stack = Stack::start(tools, store, stack::Mode::Chaos)?;
     let env: HashMap<String, String> = stack.test_env().into_iter().collect();
-    let secret = stack::dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+    let secret = stack::hs256_secret()?;
     let api = Api::new(env["TODO_API_URL"].clone());
     let run_id = std::process::id();
     let users: Vec<String> = (0..USERS).map(|u| format!("chaos-{run_id}-{u}")).collect();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::bootstrap::{self, Tools};
-use crate::stack::{dev_secret, Mode, Stack, Store};
+use crate::stack::{hs256_secret, Mode, Stack, Store};
 use crate::{paths, token};
 
 /// `cargo xtask board [--store ...]`: a fresh stack, then the browser suite.
@@ -27,7 +27,7 @@ pub fn run(stack: &mut Stack) -> Result<u64> {
     install_packages(&root.join("web"))?;
     let out = root.join("target/web-e2e");
     let _ = fs::remove_dir_all(&out);
-    let secret = dev_secret(&root.join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+    let secret = hs256_secret()?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let user = |who: &str| format!("board-{who}-{}", &run_id[run_id.len() - 10..]);
     let (a, b) = (user("a"), user("b"));

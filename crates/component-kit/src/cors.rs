@@ -1,6 +1,8 @@
-//! CORS for browser clients (the task board, a frontend on another origin):
-//! the allowed origins come from `CORS_ALLOWED_ORIGINS` (comma-separated; `*`
-//! for any; default none).
+//! CORS for browser clients of every browser-facing service (todo-api,
+//! audit-service, notify-service): the allowed origins come from
+//! `CORS_ALLOWED_ORIGINS` (comma-separated; `*` for any; default none).
+//! Credentials are bearer tokens, never cookies, so no
+//! `Access-Control-Allow-Credentials` is sent.
 
 use std::future::Future;
 
@@ -9,9 +11,9 @@ use spin_sdk::http::{Method, Request, Response};
 /// Methods answered to a preflight.
 pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a browser may send.
-pub const ALLOW_HEADERS: &str = "authorization, content-type, if-match, idempotency-key, last-event-id";
+pub const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-match, last-event-id";
 /// Response headers a browser's script may read.
-pub const EXPOSE_HEADERS: &str = "etag, location, idempotent-replayed";
+pub const EXPOSE_HEADERS: &str = "etag, location, idempotent-replayed, retry-after";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 
@@ -57,16 +59,6 @@ impl Cors {
         req.header("origin").and_then(|v| v.as_str()).filter(|o| self.allows(o))
     }
 
-    /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin`) for an allowed origin.
-    pub fn decorate(&self, req: &Request, mut response: Response) -> Response {
-        if let Some(origin) = self.allowed_origin(req) {
-            for (k, v) in self.headers(origin) {
-                response.set_header(k, v);
-            }
-        }
-        response
-    }
-
     /// The headers of an actual (non-preflight) response to `origin`.
     pub fn headers(&self, origin: &str) -> Vec<(&'static str, String)> {
         vec![
@@ -97,25 +89,39 @@ impl Cors {
     }
 }
 
-/// Serves `req` with CORS: answers a preflight `OPTIONS` itself, else runs
-/// `handler` and adds the headers for an allowed origin.
-pub async fn serve<F, Fut>(req: Request, handler: F) -> Response
+/// Whether `req` is a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
+pub fn is_preflight(req: &Request) -> bool {
+    *req.method() == Method::Options && req.header("access-control-request-method").is_some()
+}
+
+/// The one CORS wrapper of every browser-facing component: answers a
+/// preflight from `CORS_ALLOWED_ORIGINS`, or runs `handler` and adds the CORS
+/// headers to its answer when the request's origin is allowed.
+pub async fn handle<F, Fut>(req: Request, handler: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
     let cors = Cors::from_env();
-    if *req.method() == Method::Options {
+    if is_preflight(&req) {
         return cors.preflight(&req);
     }
     let origin = cors.allowed_origin(&req).map(str::to_owned);
-    let mut response = handler(req).await;
-    if let Some(origin) = origin {
-        for (k, v) in cors.headers(&origin) {
+    let response = handler(req).await;
+    match origin {
+        Some(origin) => cors.with_headers(&origin, response),
+        None => response,
+    }
+}
+
+impl Cors {
+    /// `response` with the CORS headers for `origin`.
+    pub fn with_headers(&self, origin: &str, mut response: Response) -> Response {
+        for (k, v) in self.headers(origin) {
             response.set_header(k, v);
         }
+        response
     }
-    response
 }
 
 #[cfg(test)]
@@ -135,5 +141,33 @@ mod tests {
         assert!(!Cors::parse("").allows("https://app.example.com"));
         assert!(Cors::parse("*").allows("https://anything.test"));
         assert!(!Cors::parse("*").allows(""));
+    }
+
+    fn request(method: Method, headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::builder();
+        builder.method(method).uri("/api/alice/tasks");
+        for (k, v) in headers {
+            builder.header(*k, *v);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn preflights_answer_allowed_origins_only() {
+        let cors = Cors::parse("http://localhost:5173");
+        let ask = |origin| request(Method::Options, &[("origin", origin), ("access-control-request-method", "PATCH")]);
+        assert!(is_preflight(&ask("http://localhost:5173")));
+        assert!(!is_preflight(&request(Method::Options, &[("origin", "http://localhost:5173")])));
+        let allowed = cors.preflight(&ask("http://localhost:5173"));
+        assert_eq!(*allowed.status(), 204);
+        let header = |r: &Response, k: &str| r.header(k).and_then(|v| v.as_str()).map(str::to_owned);
+        assert_eq!(header(&allowed, "access-control-allow-origin").as_deref(), Some("http://localhost:5173"));
+        assert!(header(&allowed, "access-control-allow-methods").unwrap().contains("PATCH"));
+        assert!(header(&allowed, "access-control-allow-headers").unwrap().contains("if-match"));
+        let refused = cors.preflight(&ask("https://evil.example"));
+        assert_eq!(*refused.status(), 403);
+        assert!(header(&refused, "access-control-allow-origin").is_none());
+        let answer = cors.with_headers("http://localhost:5173", Response::new(200, ()));
+        assert!(header(&answer, "access-control-expose-headers").unwrap().contains("etag"));
     }
 }

@@ -15,6 +15,7 @@ pub mod phrase;
 pub mod precondition;
 pub mod query;
 pub mod recurrence;
+pub mod relay;
 pub mod reminder;
 pub mod schedule;
 pub mod task;

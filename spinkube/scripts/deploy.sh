@@ -109,7 +109,7 @@ done
 log "SpinApps with image $image"
 # The origin of BETTER_AUTH_URL (scheme://host[:port]) may be reached outbound.
 origin="$(printf '%s' "${BETTER_AUTH_URL:-http://127.0.0.1:*}" | sed -E 's#^([A-Za-z]+://[^/]+).*#\1#')"
-sed -e "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" -e "s|\"http://127.0.0.1:[*]\" # better_auth_origin|\"$origin\"|" \
+sed -e "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" -e "s|\"http://127.0.0.1:[*]\" # better_auth_origin.*|\"$origin\"|" \
   "$SPINKUBE_DIR/apps/spinapps.yaml" | kubectl apply -f - >/dev/null ||
   die "could not apply apps/spinapps.yaml"
 kubectl apply -f "$SPINKUBE_DIR/apps/ingress.yaml" >/dev/null || die "could not apply apps/ingress.yaml"

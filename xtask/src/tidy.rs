@@ -70,7 +70,7 @@ fn every_rust_file_opens_with_a_doc_line() {
 #[test]
 fn nothing_the_project_runs_reads_the_steering_folder() {
     let mut readers = Vec::new();
-    for file in tracked_files().into_iter().filter(|f| !f.extension().is_some_and(|e| e == "md")) {
+    for file in tracked_files().into_iter().filter(|f| f.extension().is_none_or(|e| e != "md")) {
         if let Ok(text) = std::fs::read_to_string(paths::root().join(&file)) {
             if reads_steering_folder(&text) {
                 readers.push(file.display().to_string());

@@ -111,7 +111,7 @@ pub fn next_occurrence(
 
 /// `date` at `time` in `tz`: the earlier of two ambiguous instants; a time in
 /// a gap moves forward by the gap (as `rrule` does).
-fn local(tz: chrono_tz::Tz, date: NaiveDate, time: NaiveTime) -> Option<DateTime<chrono_tz::Tz>> {
+pub(crate) fn local(tz: chrono_tz::Tz, date: NaiveDate, time: NaiveTime) -> Option<DateTime<chrono_tz::Tz>> {
     match tz.from_local_datetime(&NaiveDateTime::new(date, time)) {
         chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t),
         chrono::LocalResult::None => {

@@ -72,6 +72,38 @@ struct Parts {
     recurrence: Option<RecurrenceRule>,
 }
 
+/// The body of `POST /api/{user_id}/tasks/quick` (and of its preview):
+/// `{"text": "...", "time_zone": "Europe/Paris"}`; `time_zone` defaults to UTC.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    text: Option<Value>,
+    #[serde(default)]
+    time_zone: Option<Value>,
+}
+
+impl QuickAdd {
+    /// Parses the JSON body of a quick add at `now`.
+    pub fn from_json(body: &[u8], now: DateTime<Utc>) -> Result<Self, DomainError> {
+        let value: Value = serde_json::from_slice(body).map_err(crate::task::body_error)?;
+        if !value.is_object() {
+            return Err(DomainError::new("body", Rule::Format, "must be a JSON object"));
+        }
+        let request: Request = serde_json::from_value(value).map_err(crate::task::body_error)?;
+        let text = match request.text {
+            Some(Value::String(text)) => text,
+            None | Some(Value::Null) => return Err(DomainError::new("text", Rule::Required, "is required")),
+            Some(_) => return Err(DomainError::new("text", Rule::Format, "must be a string")),
+        };
+        let zone = match request.time_zone {
+            None | Some(Value::Null) => TimeZone::UTC,
+            Some(Value::String(name)) => TimeZone::parse(&name)?,
+            Some(_) => return Err(DomainError::new("time_zone", Rule::Format, "must be a string")),
+        };
+        parse(&text, zone, now)
+    }
+}
+
 /// Parses `text` into a task, for a user in `zone` at `now`.
 pub fn parse(text: &str, zone: TimeZone, now: DateTime<Utc>) -> Result<QuickAdd, DomainError> {
     let chars = text.chars().count();
@@ -478,6 +510,24 @@ mod tests {
         assert_eq!(parse(&"a".repeat(TEXT_MAX + 1), paris(), now()).unwrap_err().rule, Rule::TooLong);
         // The API's own rules still apply: a reminder offset needs a due date.
         assert_eq!(parse("x remind me 1 day before", paris(), now()).unwrap_err().field, "reminders[0]");
+    }
+
+    #[test]
+    fn request_bodies_parse_or_name_the_field() {
+        let ok = QuickAdd::from_json(br#"{"text": "x tomorrow", "time_zone": "Europe/Paris"}"#, now()).unwrap();
+        assert_eq!(ok.fields["due_at"], "2026-03-05T22:59:00Z");
+        assert_eq!(QuickAdd::from_json(br#"{"text": "x 6pm"}"#, now()).unwrap().fields["time_zone"], "UTC");
+        for (body, field) in [
+            (&br#"{}"#[..], "text"),
+            (br#"{"text": 3}"#, "text"),
+            (br#"{"text": "x", "time_zone": "Mars/Olympus"}"#, "time_zone"),
+            (br#"{"text": "x", "time_zone": 1}"#, "time_zone"),
+            (br#"{"text": "x", "title": "y"}"#, "title"),
+            (br#"["x"]"#, "body"),
+            (br##"{"text": "#,"##, "body"),
+        ] {
+            assert_eq!(QuickAdd::from_json(body, now()).unwrap_err().field, field, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     proptest! {

@@ -52,7 +52,7 @@ const PY_PINS: &[&str] = &[
 ];
 
 /// The component ids (= Dapr app-ids) fixed by the architecture.
-const APP_IDS: &[&str] = &["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
+const APP_IDS: &[&str] = &["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
 
 const VALIDATOR_PY: &str = r#"
 import json, sys

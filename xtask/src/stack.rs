@@ -22,7 +22,7 @@ use crate::paths;
 /// below the kernel's ephemeral range (32768+), where an outgoing connection,
 /// or its TIME_WAIT, could hold it: so the local scheduler listens on 3560,
 /// not on the cluster's 50006, and can be restarted while the stack is busy.
-pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
+pub const APPS: [&str; 6] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
 
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
 /// two stacks can run side by side.
@@ -38,7 +38,7 @@ impl Ports {
             Ok(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
             _ => 0,
         };
-        // Each stack's ports lie in 3000+o..3004+o, 3500+o..3554+o, 9092+o..9093+o
+        // Each stack's ports lie in 3000+o..3005+o, 3500+o..3555+o, 9092+o..9093+o
         // and 2xxxx+o: offsets of whole hundreds up to 400 never overlap.
         if offset % 100 != 0 || offset > 400 {
             bail!("TODO_PORT_OFFSET must be 0, 100, 200, 300 or 400");

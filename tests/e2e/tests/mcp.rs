@@ -174,24 +174,28 @@ fn check_scenario(stack: &Stack, user: &str, token: &str, seen: &Value) {
     assert!(entries.iter().all(|e| e["actor"] == user));
 }
 
+/// Runs the SDK scenario `script` with the program in `$program_var` as a fresh user; `Some(what it saw)`, checked.
+fn sdk_scenario(prefix: &str, program_var: &str, script: &str) -> Option<Value> {
+    let stack = Stack::get()?;
+    let user = fresh_user(prefix);
+    let token = stack.token(&user);
+    let seen = run_client(&var(program_var), &[script], &user, &token, &stack);
+    check_scenario(&stack, &user, &token, &seen);
+    Some(seen)
+}
+
 #[test]
 fn the_python_sdk_client_drives_every_tool() {
-    let Some(stack) = Stack::get() else { return };
-    let user = fresh_user("mcp-py");
-    let token = stack.token(&user);
-    let seen = run_client(&var("TODO_MCP_PYTHON"), &["py_client.py"], &user, &token, &stack);
-    assert_eq!(seen["protocol"], "2025-11-25");
-    check_scenario(&stack, &user, &token, &seen);
+    if let Some(seen) = sdk_scenario("mcp-py", "TODO_MCP_PYTHON", "py_client.py") {
+        assert_eq!(seen["protocol"], "2025-11-25");
+    }
 }
 
 #[test]
 fn the_typescript_sdk_client_drives_every_tool() {
-    let Some(stack) = Stack::get() else { return };
-    let user = fresh_user("mcp-ts");
-    let token = stack.token(&user);
-    let seen = run_client(&var("TODO_NODE22"), &["ts_client.mjs"], &user, &token, &stack);
-    assert_eq!(seen["server"]["name"], "todo-chatbot");
-    check_scenario(&stack, &user, &token, &seen);
+    if let Some(seen) = sdk_scenario("mcp-ts", "TODO_NODE22", "ts_client.mjs") {
+        assert_eq!(seen["server"]["name"], "todo-chatbot");
+    }
 }
 
 /// The conformance runner cannot send a bearer token, so it talks to a small

@@ -83,6 +83,7 @@ done
 log "SpinApps with image $image"
 sed "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" "$SPINKUBE_DIR/apps/spinapps.yaml" | kubectl apply -f - >/dev/null ||
   die "could not apply apps/spinapps.yaml"
+kubectl apply -f "$SPINKUBE_DIR/apps/ingress.yaml" >/dev/null || die "could not apply apps/ingress.yaml"
 # Components and configuration are read when a sidecar starts: restart the apps so a
 # re-run picks up changed Dapr resources even when the image did not change.
 for app in "${APPS[@]}"; do

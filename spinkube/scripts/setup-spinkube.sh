@@ -44,8 +44,11 @@ helm upgrade --install spin-operator oci://ghcr.io/spinframework/charts/spin-ope
   --version "${SPIN_OPERATOR_VERSION#v}" --namespace spin-operator --create-namespace \
   --wait --timeout 10m || die "helm could not install spin-operator $SPIN_OPERATOR_VERSION"
 # The executor's admission webhook is served by spin-operator: apply after it is up.
-kubectl apply -f "$RELEASES/spin-operator.shim-executor.yaml" >/dev/null ||
-  die "could not apply the containerd-shim-spin SpinAppExecutor"
+# spin-operator 0.6 looks a SpinApp's executor up in the SpinApp's own namespace,
+# so the executor goes into the apps' namespace, not the current one.
+ensure_namespace "$APP_NS"
+kubectl apply -n "$APP_NS" -f "$RELEASES/spin-operator.shim-executor.yaml" >/dev/null ||
+  die "could not apply the containerd-shim-spin SpinAppExecutor into namespace $APP_NS"
 
 log "waiting for the shim installer to finish on every node"
 for _ in $(seq 1 60); do

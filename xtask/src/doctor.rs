@@ -45,6 +45,9 @@ pub fn run() -> Result<()> {
     lines.push(cached(format!("wasm-tools {WASM_TOOLS_VERSION}"), &bootstrap::tool_path(&cache, "wasm-tools", WASM_TOOLS_VERSION)));
     lines.push(cached(format!("daprd + scheduler {DAPR_VERSION}"), &bootstrap::dapr_dir(&cache)?.join("daprd")));
     lines.push(cached(format!("kafka {KAFKA_VERSION} jars"), &bootstrap::kafka_dir(&cache).join(".complete")));
+    for (what, path) in crate::k8s::cached(&cache)? {
+        lines.push(cached(format!("{what} (cargo xtask k8s)"), &path));
+    }
     lines.push(match bootstrap::installed_postgres() {
         Some(bin) => Line { what: "postgresql (--store postgres)".into(), ok: true, detail: bin.display().to_string() },
         None => {
@@ -62,7 +65,7 @@ pub fn run() -> Result<()> {
         println!("Then run `cargo xtask bootstrap` for the rest.");
     } else if lines.iter().any(|l| !l.ok) {
         println!("Fix: `cargo xtask bootstrap` (about 15 minutes on a fresh 2-core machine: the Go build of daprd is the long pole;");
-        println!("`cargo xtask dev` and `cargo xtask test` run it themselves).");
+        println!("`cargo xtask dev` and `cargo xtask test` run it themselves; `cargo xtask k8s` installs its own tools).");
     } else {
         println!("Everything is installed: `cargo xtask dev` starts the stack, `cargo xtask test` runs every test.");
     }

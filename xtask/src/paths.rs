@@ -65,3 +65,35 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every file under `dir` (recursively) whose name ends in `.{ext}`, sorted.
+pub fn files_with_ext(dir: &std::path::Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))?.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Runs `cmd` with its output into `log`; fails with `what` and the log's path.
+pub fn run_logged(cmd: &mut Command, log: &std::path::Path, what: &str) -> Result<()> {
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(log)?)
+        .stderr(std::fs::File::create(log)?.try_clone()?)
+        .status()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); see {}", log.display());
+    }
+    Ok(())
+}

@@ -5,6 +5,9 @@
 //! the dedupe marks. An append commits all three in one transaction guarded by
 //! the head's ETag, so concurrent appends serialize and a redelivered event
 //! adds nothing (`component_kit::log::append_once`, shared with notify-service).
+//! A task event whose `seq` jumps past the head's is logged as a gap (user and
+//! missing numbers); `verify` reports every gap, and an entry that no longer
+//! decodes as where the chain breaks.
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
@@ -69,18 +72,42 @@ async fn receive(req: Request) -> Response {
 async fn record(dapr: &Dapr, settings: &Settings, event: AuditedEvent) -> Result<(), DaprError> {
     let user = event.user_id.clone();
     let entry = |position| entry_key(&user, position);
-    let keys = LogKeys { head: head_key(&user), seen: seen_key(&user, &event.event_id), entry: &entry };
-    log::append_once(dapr, &settings.state_store, &keys, |head: &ChainHead| {
+    let keys =
+        LogKeys { head: head_key(&user), seen: seen_key(&user, &event.event_id), seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
+    let mut gap = None;
+    let appended = log::append_once(dapr, &settings.state_store, &keys, |head: &ChainHead| {
+        gap = head.gap_before(&event);
         let (entry, next) = audit::append(head, event.clone(), Utc::now());
         (entry.position, entry, next)
     })
     .await?;
+    if let (log::Appended::New(position), Some(gap)) = (appended, gap) {
+        eprintln!("user {user}: task events seq {}..={} are missing before event {} (entry {position})", gap.from, gap.to, event.event_id);
+    }
     Ok(())
 }
 
-async fn load_entries(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u64) -> Result<Vec<AuditEntry>, DaprError> {
+/// Entries `from..to` as stored: `None` where one is missing or no longer
+/// decodes (logged).
+async fn load_stored(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u64) -> Result<Vec<Option<AuditEntry>>, DaprError> {
     let keys: Vec<String> = (from..to).map(|p| entry_key(user, p)).collect();
-    Ok(dapr.get_bulk::<AuditEntry>(store, &keys).await?.into_iter().flatten().map(|v| v.value).collect())
+    Ok(dapr
+        .get_bulk_each::<AuditEntry>(store, &keys)
+        .await?
+        .into_iter()
+        .map(|item| match item? {
+            Ok(entry) => Some(entry.value),
+            Err(bad) => {
+                eprintln!("user {user}: audit entry {} does not decode: {}", bad.key, bad.error);
+                None
+            }
+        })
+        .collect())
+}
+
+/// The readable entries `from..to`.
+async fn load_entries(dapr: &Dapr, store: &str, user: &UserId, from: u64, to: u64) -> Result<Vec<AuditEntry>, DaprError> {
+    Ok(load_stored(dapr, store, user, from, to).await?.into_iter().flatten().collect())
 }
 
 /// `GET /audit/{user_id}?after&limit&task_id&type&from&to`: entries in chain
@@ -108,10 +135,10 @@ async fn verify(req: Request, params: Params) -> Result<Response, Problem> {
     let mut from = 0;
     while from < head.count {
         let to = head.count.min(from + PAGE_MAX);
-        entries.extend(load_entries(&dapr, &settings.state_store, &user, from, to).await?);
+        entries.extend(load_stored(&dapr, &settings.state_store, &user, from, to).await?);
         from = to;
     }
-    let mut result = audit::verify(&entries);
+    let mut result = audit::verify_stored(entries.iter().map(Option::as_ref));
     if result.intact && (result.entries != head.count || result.head_hash != head.hash) {
         result.intact = false;
         result.broken_at = Some(result.entries);

@@ -167,7 +167,7 @@ async fn run(plan: &Plan, req: &Request, subject: &str, dapr: &Dapr) -> Value {
         };
         let path = format!("api/{}/{}", dapr_http::encode(subject), call.path);
         let body = call.body.as_ref().map(|b| b.to_string().into_bytes());
-        match dapr.invoke(TODO_API, verb, &path, &[("authorization", authorization)], body).await {
+        match dapr.invoke_with(TODO_API, verb, &path, &[("authorization", authorization)], body).await {
             Ok((status, bytes)) => {
                 answers.push((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
                 if !(200..300).contains(&status) {

@@ -141,7 +141,8 @@ async fn receive(req: Request) -> Response {
 async fn add_to_feed(dapr: &Dapr, store: &str, event: &FeedEvent) -> Result<(), DaprError> {
     let user = &event.user_id;
     let entry = |cursor| feed_entry(user, cursor);
-    let keys = LogKeys { head: feed_head(user), seen: feed_seen(user, &event.event_id), entry: &entry };
+    let keys =
+        LogKeys { head: feed_head(user), seen: feed_seen(user, &event.event_id), seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
     log::append_once(dapr, store, &keys, |head: &LogHead| {
         let (entry, next) = feed::append(*head, event, Utc::now());
         (entry.cursor, entry, next)
@@ -153,7 +154,7 @@ async fn add_to_feed(dapr: &Dapr, store: &str, event: &FeedEvent) -> Result<(), 
 async fn add_notification(dapr: &Dapr, store: &str, event: &FeedEvent) -> Result<(), DaprError> {
     let user = &event.user_id;
     let entry = |position| inbox_entry(user, position);
-    let keys = LogKeys { head: inbox_head(user), seen: inbox_seen(user, &event.event_id), entry: &entry };
+    let keys = LogKeys { head: inbox_head(user), seen: inbox_seen(user, &event.event_id), seen_ttl_secs: None, entry: &entry };
     log::append_once(dapr, store, &keys, |head: &LogHead| {
         let (note, next) = feed::notify(*head, event, Utc::now());
         (note.position, note, next)

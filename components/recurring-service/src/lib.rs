@@ -7,7 +7,7 @@
 //! service invocation (`POST /internal/todo/{user_id}/occurrences`). It keeps
 //! no state: the request is a function of the event (the due date counts from
 //! the event's `completed_at`, never from the clock), and todo-api creates it
-//! under the idempotency key `recur:{series_id}:{occurrence}`, so a
+//! under the occurrence record `occurrence:{user}:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
 use component_kit::{delivery, health, Problem, Settings};
@@ -40,8 +40,18 @@ async fn task_event(req: Request) -> Response {
     if event.event_type != EventType::Completed {
         return delivery::status("SUCCESS");
     }
-    let Some(request) = OccurrenceRequest::next_of(&event.task) else {
-        return delivery::status("SUCCESS");
+    let request = match OccurrenceRequest::next_of(&event.task) {
+        Ok(Some(request)) => request,
+        Ok(None) => return delivery::status("SUCCESS"),
+        Err(end) => {
+            eprintln!(
+                "series {} of user {} ends after occurrence {}: {end}",
+                event.task.series_id.unwrap_or(event.task.id),
+                event.user_id,
+                event.task.occurrence.unwrap_or(1)
+            );
+            return delivery::status("SUCCESS");
+        }
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
     match dapr.invoke_post(TODO_API, &method, &request).await {

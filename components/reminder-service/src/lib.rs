@@ -6,11 +6,13 @@
 //! domain plans, and on `POST /job/{name}` re-checks the projection and
 //! publishes `com.todo.reminder.due.v1` on `reminders`. No polling.
 //!
-//! Order of writes, for crash consistency: jobs first, projection last. A
-//! crash in between leaves the projection at the old `seq`, so the
-//! redelivered event does the same again (scheduling overwrites, deleting a
-//! missing job succeeds). A job whose scheduling event is not in the
-//! projection yet fails its callback, and the scheduler retries it.
+//! Order of writes: the projection first (ETag-guarded), jobs only once that
+//! write won, so a handler that loses a race (a rebalance, a second replica)
+//! never deletes a job the winner keeps. After its cancels a handler re-reads
+//! the projection and puts back any cancelled job a newer projection lists.
+//! A crash after the write leaves jobs missing; the redelivered event finds
+//! the projection at its `seq` and schedules every listed job again
+//! (scheduling overwrites, deleting a missing job succeeds).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use component_kit::{auth, delivery, health, Problem, Settings};
@@ -71,24 +73,39 @@ async fn project(dapr: &Dapr, settings: &Settings, event: &TaskEvent) -> Result<
             None => (None, Projection::default()),
         };
         let Some(plan) = projection.apply(event, Utc::now()) else {
-            return Ok(());
+            // Stale, or a redelivery of the event the projection is at: its
+            // jobs may be missing after a crash, so put them back.
+            return schedule(dapr, &projection.restore(event, Utc::now())).await;
         };
-        for name in &plan.cancel {
-            dapr.delete_job(name).await?;
-        }
-        for job in &plan.schedule {
-            dapr.schedule_job(&job.name, &rfc3339(job.due_time), &job.data, true, JOB_RETRY).await?;
-        }
         let write = match etag {
             Some(etag) => StateOp::upsert(&key, &plan.next, Some(etag)),
             None => StateOp::insert(&key, &plan.next),
         };
         match dapr.transact(store, &[write]).await {
             Err(DaprError::Conflict) => continue,
-            done => return done,
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
+        schedule(dapr, &plan.schedule).await?;
+        for name in &plan.cancel {
+            dapr.delete_job(name).await?;
+        }
+        if !plan.cancel.is_empty() {
+            if let Some(latest) = dapr.get_state::<Projection>(store, &key).await? {
+                schedule(dapr, &latest.value.wanted(&plan.cancel, Utc::now())).await?;
+            }
+        }
+        return Ok(());
     }
     Err(DaprError::Conflict)
+}
+
+/// Schedules (or overwrites) `jobs` on the sidecar.
+async fn schedule(dapr: &Dapr, jobs: &[reminder::JobSpec]) -> Result<(), DaprError> {
+    for job in jobs {
+        dapr.schedule_job(&job.name, &rfc3339(job.due_time), &job.data, true, JOB_RETRY).await?;
+    }
+    Ok(())
 }
 
 /// A job callback from the sidecar. 2xx finishes the job; anything else
@@ -119,9 +136,9 @@ async fn fire(dapr: &Dapr, settings: &Settings, name: &str, data: &JobData) -> R
     for _ in 0..MAX_ATTEMPTS + PROJECTION_WAITS {
         let current: Option<Versioned<Projection>> = dapr.get_state(store, &key).await?;
         match reminder::on_fire(current.as_ref().map(|v| &v.value), name, data, Utc::now()) {
-            // A job scheduled "at once" can run before its event handler has
-            // stored the projection (jobs are scheduled first): wait a little
-            // here rather than for the scheduler's 1 s retry.
+            // The projection is written before its jobs, so this is a job of
+            // a projection that lost a race or a store read lagging behind:
+            // wait a little here rather than for the scheduler's retry.
             Firing::NotYetProjected if waits < PROJECTION_WAITS => {
                 waits += 1;
                 std::thread::sleep(std::time::Duration::from_millis(25));

@@ -34,7 +34,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     router.put_async("/api/:user_id/tasks/:id", |req, params| respond(routes::replace(req, params)));
     router.patch_async("/api/:user_id/tasks/:id", |req, params| respond(routes::patch(req, params)));
     router.delete_async("/api/:user_id/tasks/:id", |req, params| respond(routes::delete(req, params)));
-    router.patch_async("/api/:user_id/tasks/:id/complete", |req, params| respond(routes::toggle_complete(req, params)));
+    router.patch_async("/api/:user_id/tasks/:id/complete", |req, params| respond(routes::complete(req, params)));
     // Dapr service invocation only (recurring-service): the next occurrence of a series.
     router.post_async("/internal/todo/:user_id/occurrences", |req, params| respond(routes::create_occurrence(req, params)));
     problem_if_unrouted(router.handle_async(req).await)

@@ -26,11 +26,17 @@ async fn try_flush(ctx: &Ctx, user: &UserId, ledger: &UserLedger) -> Result<(), 
         return Ok(());
     }
     let keys: Vec<String> = pending.clone().map(|seq| outbox_key(user, seq)).collect();
-    let events = ctx.dapr.get_bulk::<TaskEvent>(&ctx.settings.state_store, &keys).await?;
+    let events = ctx.dapr.get_bulk_each::<TaskEvent>(&ctx.settings.state_store, &keys).await?;
     let mut published = None;
-    for event in events.into_iter().flatten().map(|v| v.value) {
-        publish(ctx, &event).await?;
-        published = Some(event.seq);
+    for (seq, item) in pending.zip(events) {
+        match item {
+            Some(Ok(event)) => publish(ctx, &event.value).await?,
+            // It can never be published: skip it rather than hold back every
+            // later event of the user; consumers report the gap in `seq`.
+            Some(Err(bad)) => eprintln!("outbox of {user}: event {seq} does not decode, skipped: {}", bad.error),
+            None => continue,
+        }
+        published = Some(seq);
     }
     match published {
         Some(seq) => mark_published(ctx, user, seq).await,

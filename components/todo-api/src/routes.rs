@@ -6,7 +6,10 @@ use chrono::Utc;
 use component_kit::{auth, json, Problem};
 use dapr_http::{DaprError, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
-use todo_domain::{DomainError, ListQuery, NewTask, OccurrenceRequest, QuickAdd, Task, TaskEvent, TaskId, TaskPatch, UserId, UserLedger};
+use todo_domain::{
+    Completion, DomainError, IfMatch, ListQuery, NewTask, OccurrenceRequest, QuickAdd, Task, TaskEvent, TaskId, TaskPatch, UserId,
+    UserLedger,
+};
 
 use crate::store::{self, IdempotencyRecord};
 use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
@@ -51,17 +54,13 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
     }
 }
 
-/// `If-Match`: `None` when absent; `*` matches any version.
-fn if_match(req: &Request) -> Result<Option<Option<u64>>, Problem> {
+/// `If-Match`: `None` when absent; a malformed value is a 400.
+fn if_match(req: &Request) -> Result<Option<IfMatch>, Problem> {
     let Some(value) = req.header("if-match") else { return Ok(None) };
-    let raw = value.as_str().unwrap_or_default().trim();
-    if raw == "*" {
-        return Ok(Some(None));
-    }
-    raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).and_then(|v| v.parse().ok()).map(|v| Some(Some(v))).ok_or_else(|| Problem {
-        field: Some("If-Match".into()),
-        rule: Some("format"),
-        ..Problem::new(400, "Bad Request", "If-Match must be an ETag such as \"3\" or *")
+    IfMatch::parse(value.as_str().unwrap_or_default()).map(Some).map_err(|e| Problem {
+        status: 400,
+        title: "Bad Request",
+        ..Problem::from(e)
     })
 }
 
@@ -94,7 +93,7 @@ async fn create_from(req: Request, params: Params, parse: impl FnOnce(&[u8]) -> 
     let fingerprint = store::fingerprint(body);
     for _ in 0..MAX_ATTEMPTS {
         if let Some(key) = &idempotency {
-            if let Some(response) = replay(&ctx, &user, key, Some(&fingerprint)).await? {
+            if let Some(response) = replay(&ctx, &user, &store::idempotency_key(&user, key), Some(&fingerprint)).await? {
                 return Ok(response);
             }
         }
@@ -103,7 +102,7 @@ async fn create_from(req: Request, params: Params, parse: impl FnOnce(&[u8]) -> 
         let mut ops = vec![store::put_task(&task)];
         if let Some(key) = &idempotency {
             let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
-            ops.push(StateOp::insert(store::idempotency_key(&user, key), &record));
+            ops.push(StateOp::insert(store::idempotency_key(&user, key), &record).ttl(store::IDEMPOTENCY_TTL_SECS));
         }
         if commit(&ctx, &user, &ledger, &ops, &event).await? {
             return Ok(created(&user, &task));
@@ -112,12 +111,13 @@ async fn create_from(req: Request, params: Params, parse: impl FnOnce(&[u8]) -> 
     Err(too_contended())
 }
 
-/// The answer to a retried create: the task the key created. With
-/// `fingerprint`, the body must be unchanged (a client's `Idempotency-Key`);
-/// without, the key alone decides (an occurrence key names exactly one task,
-/// whatever the body), and a task deleted since is still "already created".
-async fn replay(ctx: &Ctx, user: &UserId, key: &str, fingerprint: Option<&str>) -> Result<Option<Response>, Problem> {
-    let Some(record) = ctx.dapr.get_state::<IdempotencyRecord>(&ctx.settings.state_store, &store::idempotency_key(user, key)).await? else {
+/// The answer to a retried create: the task the record at `record_key`
+/// created. With `fingerprint`, the body must be unchanged (a client's
+/// `Idempotency-Key`); without, the key alone decides (an occurrence record
+/// names exactly one task, whatever the body), and a task deleted since is
+/// still "already created".
+async fn replay(ctx: &Ctx, user: &UserId, record_key: &str, fingerprint: Option<&str>) -> Result<Option<Response>, Problem> {
+    let Some(record) = ctx.dapr.get_state::<IdempotencyRecord>(&ctx.settings.state_store, record_key).await? else {
         return Ok(None);
     };
     if fingerprint.is_some_and(|f| f != record.value.fingerprint) {
@@ -141,10 +141,14 @@ pub(crate) async fn list(req: Request, params: Params) -> Result<Response, Probl
     let user = ctx.authenticate(&req, &params).await?;
     let query = ListQuery::parse(req.query())?;
     let ledger = store::load_ledger(&ctx, &user).await?;
-    let tasks = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
+    let (tasks, unreadable) = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
     outbox::flush(&ctx, &user, &ledger.value).await;
     let (items, next_cursor) = todo_domain::page(tasks, &query, Utc::now());
-    Ok(json(200, &serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+    let mut body = serde_json::json!({ "items": items, "next_cursor": next_cursor });
+    if !unreadable.is_empty() {
+        body["unreadable"] = serde_json::json!(unreadable);
+    }
+    Ok(json(200, &body))
 }
 
 /// `GET /api/{user_id}/tags`: every tag of the user's tasks with its count.
@@ -152,7 +156,7 @@ pub(crate) async fn tags(req: Request, params: Params) -> Result<Response, Probl
     let ctx = Ctx::new();
     let user = ctx.authenticate(&req, &params).await?;
     let ledger = store::load_ledger(&ctx, &user).await?;
-    let tasks = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
+    let (tasks, _) = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for tag in tasks.iter().flat_map(|t| t.tags.as_slice()) {
         *counts.entry(tag.as_str().to_owned()).or_default() += 1;
@@ -174,8 +178,8 @@ pub(crate) async fn get(req: Request, params: Params) -> Result<Response, Proble
 enum Change {
     /// A PUT or PATCH.
     Patch(TaskPatch),
-    /// Complete an open task, reopen a completed one.
-    ToggleCompleted,
+    /// `PATCH .../complete`: toggle, or set (idempotent).
+    Complete(Completion),
 }
 
 /// `PUT /api/{user_id}/tasks/{id}`: replaces every client-set field.
@@ -188,9 +192,14 @@ pub(crate) async fn patch(req: Request, params: Params) -> Result<Response, Prob
     change(req, params, |req| Ok(Change::Patch(TaskPatch::from_json(json_body(req)?)?))).await
 }
 
-/// `PATCH /api/{user_id}/tasks/{id}/complete`: completes or reopens.
-pub(crate) async fn toggle_complete(req: Request, params: Params) -> Result<Response, Problem> {
-    change(req, params, |_| Ok(Change::ToggleCompleted)).await
+/// `PATCH /api/{user_id}/tasks/{id}/complete`: without a body completes or
+/// reopens; with `{"completed": true|false}` sets that state (safe to retry).
+pub(crate) async fn complete(req: Request, params: Params) -> Result<Response, Problem> {
+    change(req, params, |req| {
+        let body = if req.body().is_empty() { None } else { Some(json_body(req)?) };
+        Ok(Change::Complete(Completion::from_body(body)?))
+    })
+    .await
 }
 
 /// `series:{user}:{series_id}`: the tombstone of a series ended by
@@ -232,7 +241,7 @@ pub(crate) async fn delete(req: Request, params: Params) -> Result<Response, Pro
     for _ in 0..MAX_ATTEMPTS {
         let mut ledger = store::load_ledger(&ctx, &user).await?;
         let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
-        check_version(expected, &task.value)?;
+        check_version(expected.as_ref(), &task.value)?;
         let series = task.value.series_id.filter(|_| end_series);
         let now = Utc::now();
         let event = ledger.value.delete_task(task.value, now);
@@ -261,10 +270,11 @@ async fn commit(ctx: &Ctx, user: &UserId, ledger: &Versioned<UserLedger>, ops: &
     }
 }
 
-fn check_version(expected: Option<Option<u64>>, task: &Task) -> Result<(), Problem> {
+/// 412 when `If-Match` names no current version of the task (RFC 9110).
+fn check_version(expected: Option<&IfMatch>, task: &Task) -> Result<(), Problem> {
     match expected {
-        Some(Some(version)) if version != task.version => {
-            Err(Problem::new(412, "Precondition Failed", format!("the task is at version {}, not {version}", task.version)))
+        Some(condition) if !condition.matches(task.version) => {
+            Err(Problem::new(412, "Precondition Failed", format!("the task is at version {} (ETag \"{}\")", task.version, task.version)))
         }
         _ => Ok(()),
     }
@@ -281,11 +291,14 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
     for _ in 0..MAX_ATTEMPTS {
         let mut ledger: Versioned<UserLedger> = store::load_ledger(&ctx, &user).await?;
         let mut task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?.value;
-        check_version(expected, &task)?;
+        check_version(expected.as_ref(), &task)?;
         let now = Utc::now();
         let event = match &change {
             Change::Patch(patch) => ledger.value.change_task(&mut task, patch.clone(), now)?,
-            Change::ToggleCompleted => Some(ledger.value.toggle_completed(&mut task, now)),
+            Change::Complete(completion) => {
+                let patch = completion.patch(&task);
+                ledger.value.change_task(&mut task, patch, now)?
+            }
         };
         let Some(event) = event else {
             return Ok(task_response(200, &task));
@@ -298,11 +311,11 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
 }
 
 /// `POST /internal/todo/{user_id}/occurrences` (Dapr service invocation from
-/// recurring-service): creates the next occurrence of a series once. The key
-/// `recur:{series_id}:{occurrence}` goes through the `Idempotency-Key`
-/// records, so a redelivered or concurrent request gets the task the first
-/// one created (201, `idempotent-replayed: true`; `200 already_created` if it
-/// was deleted since). A series ended by `DELETE ...?series=true` gets
+/// recurring-service): creates the next occurrence of a series once. The
+/// record `occurrence:{user}:{series_id}:{occurrence}` (apart from the
+/// clients' `Idempotency-Key` records) names the task, so a redelivered or
+/// concurrent request gets the task the first one created (201,
+/// `idempotent-replayed: true`; `200 already_created` if it was deleted since). A series ended by `DELETE ...?series=true` gets
 /// `200 {"status": "series_ended"}` and nothing is created. The tombstone is
 /// read after the ledger and the commit is guarded by the ledger's ETag, so a
 /// concurrent delete either precedes the check or makes this commit retry.
@@ -312,7 +325,7 @@ pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Re
     let user = UserId::parse(params.get("user_id").unwrap_or_default())?;
     let body = json_body(&req)?;
     let (request, new) = OccurrenceRequest::from_json(body)?;
-    let key = request.idempotency_key();
+    let key = store::occurrence_key(&user, request.series_id, request.occurrence);
     let fingerprint = store::fingerprint(body);
     for _ in 0..MAX_ATTEMPTS {
         if let Some(response) = replay(&ctx, &user, &key, None).await? {
@@ -324,7 +337,7 @@ pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Re
         }
         let (task, event) = ledger.value.create_occurrence(&user, &request, new.clone(), Utc::now());
         let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
-        let ops = [store::put_task(&task), StateOp::insert(store::idempotency_key(&user, &key), &record)];
+        let ops = [store::put_task(&task), StateOp::insert(&key, &record)];
         if commit(&ctx, &user, &ledger, &ops, &event).await? {
             return Ok(created(&user, &task));
         }

@@ -2,8 +2,9 @@
 //!
 //! Keys (Dapr prefixes them with the app-id): `ledger:{user}` holds the user's
 //! [`UserLedger`]; `task:{user}:{id}` a task; `outbox:{user}:{seq}` an event
-//! committed but not yet known to be published; `idem:{user}:{key}` the task an
-//! `Idempotency-Key` created.
+//! committed but not yet known to be published; `idem:{user}:{key}` the task a
+//! client's `Idempotency-Key` created (for 24 hours); `occurrence:{user}:{series}:{n}`
+//! the task that is occurrence `n` of a series (kept, see `specs/data-model.md`).
 
 use dapr_http::{DaprError, StateOp, Versioned};
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,19 @@ pub(crate) fn task_key(user: &UserId, id: TaskId) -> String {
     format!("task:{user}:{id}")
 }
 
+/// How long a client's `Idempotency-Key` is remembered: a day, as long as a
+/// client keeps retrying a lost response (`specs/data-model.md`).
+pub(crate) const IDEMPOTENCY_TTL_SECS: u32 = 24 * 60 * 60;
+
+/// The record of a client's `Idempotency-Key`; its own namespace, apart from
+/// the occurrence records, so no client key can name an occurrence.
 pub(crate) fn idempotency_key(user: &UserId, key: &str) -> String {
     format!("idem:{user}:{key}")
+}
+
+/// The record of occurrence `occurrence` of `series`.
+pub(crate) fn occurrence_key(user: &UserId, series: TaskId, occurrence: u32) -> String {
+    format!("occurrence:{user}:{series}:{occurrence}")
 }
 
 /// What an `Idempotency-Key` created, and a fingerprint of the body it came with.
@@ -81,9 +93,22 @@ pub(crate) async fn load_task(ctx: &Ctx, user: &UserId, id: TaskId) -> Result<Op
     ctx.dapr.get_state(&ctx.settings.state_store, &task_key(user, id)).await
 }
 
-/// The user's tasks with the given ids, in that order (missing ones skipped).
-pub(crate) async fn load_tasks(ctx: &Ctx, user: &UserId, ids: &[TaskId]) -> Result<Vec<Task>, DaprError> {
+/// The user's tasks with the given ids, in that order (missing ones skipped),
+/// and the ids of stored tasks that no longer decode (logged, left out), so
+/// that one bad document does not make every list of the user fail.
+pub(crate) async fn load_tasks(ctx: &Ctx, user: &UserId, ids: &[TaskId]) -> Result<(Vec<Task>, Vec<TaskId>), DaprError> {
     let keys: Vec<String> = ids.iter().map(|id| task_key(user, *id)).collect();
-    let found = ctx.dapr.get_bulk::<Task>(&ctx.settings.state_store, &keys).await?;
-    Ok(found.into_iter().flatten().map(|v| v.value).collect())
+    let found = ctx.dapr.get_bulk_each::<Task>(&ctx.settings.state_store, &keys).await?;
+    let (mut tasks, mut unreadable) = (Vec::with_capacity(ids.len()), Vec::new());
+    for (id, item) in ids.iter().zip(found) {
+        match item {
+            Some(Ok(task)) => tasks.push(task.value),
+            Some(Err(bad)) => {
+                eprintln!("user {user}: stored task {id} does not decode, left out: {}", bad.error);
+                unreadable.push(*id);
+            }
+            None => {}
+        }
+    }
+    Ok((tasks, unreadable))
 }

@@ -25,6 +25,10 @@ pub const MAX_ATTEMPTS: u32 = 64;
 /// of colliding again.
 const BACKOFF_BASE_MS: u64 = 2;
 const BACKOFF_CAP_MS: u64 = 200;
+/// How long a dedupe mark is kept: 30 days, longer than any copy of a message
+/// stays where Dapr could deliver it again (7 days on the topics, 14 in the
+/// dead-letter topics, then a replay), see `specs/data-model.md`.
+pub const DEDUPE_TTL_SECS: u32 = 30 * 24 * 60 * 60;
 
 /// The keys of one user's log.
 pub struct LogKeys<'a> {
@@ -32,6 +36,9 @@ pub struct LogKeys<'a> {
     pub head: String,
     /// The dedupe mark of the id being appended.
     pub seen: String,
+    /// Seconds the mark is kept ([`DEDUPE_TTL_SECS`]); `None` when it is
+    /// also an index that must last as long as the entry.
+    pub seen_ttl_secs: Option<u32>,
     /// The key of the entry at a position.
     pub entry: &'a dyn Fn(u64) -> String,
 }
@@ -75,7 +82,12 @@ where
             Some(etag) => StateOp::upsert(&keys.head, &next, Some(etag)),
             None => StateOp::insert(&keys.head, &next),
         };
-        let ops = [StateOp::insert(&keys.seen, &position), StateOp::insert((keys.entry)(position), &entry), head_op];
+        let mark = StateOp::insert(&keys.seen, &position);
+        let mark = match keys.seen_ttl_secs {
+            Some(ttl) => mark.ttl(ttl),
+            None => mark,
+        };
+        let ops = [mark, StateOp::insert((keys.entry)(position), &entry), head_op];
         match dapr.transact(store, &ops).await {
             Err(DaprError::Conflict) => continue,
             Ok(()) => return Ok(Appended::New(position)),

@@ -1,7 +1,7 @@
 //! A small client for the Dapr sidecar's HTTP API, over `wasi:http`.
 //!
-//! Only what the services use: state (get, bulk get, transactions with ETags),
-//! pub/sub publish with metadata, and secrets. The sidecar's address comes from
+//! Only what the services use: state (get, bulk get, transactions with ETags
+//! and TTLs), pub/sub publish with metadata, secrets, jobs and service invocation. The sidecar's address comes from
 //! `DAPR_HTTP_ENDPOINT`, else `http://127.0.0.1:$DAPR_HTTP_PORT` (port 3500 by
 //! default), which is also where the sidecar listens inside a Kubernetes pod.
 
@@ -32,6 +32,15 @@ pub enum DaprError {
     Decode(String),
 }
 
+/// A stored value that no longer decodes as the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its key.
+    pub key: String,
+    /// Why it does not decode.
+    pub error: String,
+}
+
 /// A stored value with the ETag it was read at.
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
@@ -52,13 +61,18 @@ pub enum StateOp {
         value: Value,
         /// Expected ETag (first-write concurrency).
         etag: Option<String>,
+        /// Seconds until the store forgets the key (`ttlInSeconds`); `None`: never.
+        ttl_secs: Option<u32>,
     },
-    /// Write `value` at `key` only if the key does not exist yet.
+    /// Write `value` at `key` only if the key does not exist yet (an expired
+    /// key counts as absent).
     Insert {
         /// State key.
         key: String,
         /// The value, stored as JSON.
         value: Value,
+        /// Seconds until the store forgets the key (`ttlInSeconds`); `None`: never.
+        ttl_secs: Option<u32>,
     },
     /// Remove `key`.
     Delete {
@@ -70,31 +84,44 @@ pub enum StateOp {
 impl StateOp {
     /// An upsert of a serializable value.
     pub fn upsert(key: impl Into<String>, value: &impl Serialize, etag: Option<String>) -> Self {
-        StateOp::Upsert { key: key.into(), value: to_value(value), etag }
+        StateOp::Upsert { key: key.into(), value: to_value(value), etag, ttl_secs: None }
     }
 
     /// An insert-if-absent of a serializable value.
     pub fn insert(key: impl Into<String>, value: &impl Serialize) -> Self {
-        StateOp::Insert { key: key.into(), value: to_value(value) }
+        StateOp::Insert { key: key.into(), value: to_value(value), ttl_secs: None }
+    }
+
+    /// The same write, forgotten by the store after `seconds` (Dapr's
+    /// `ttlInSeconds` metadata; state.sqlite and state.postgresql v2 honour it).
+    /// A delete has no TTL and stays as it is.
+    pub fn ttl(mut self, seconds: u32) -> Self {
+        if let StateOp::Upsert { ttl_secs, .. } | StateOp::Insert { ttl_secs, .. } = &mut self {
+            *ttl_secs = Some(seconds);
+        }
+        self
     }
 
     fn to_json(&self) -> Value {
         let first_write = serde_json::json!({ "concurrency": "first-write", "consistency": "strong" });
-        match self {
-            StateOp::Upsert { key, value, etag } => {
+        let (mut request, ttl_secs) = match self {
+            StateOp::Upsert { key, value, etag, ttl_secs } => {
                 let mut request = serde_json::json!({ "key": key, "value": value });
                 if let Some(etag) = etag {
                     request["etag"] = Value::String(etag.clone());
                     request["options"] = first_write;
                 }
-                serde_json::json!({ "operation": "upsert", "request": request })
+                (request, ttl_secs)
             }
-            StateOp::Insert { key, value } => serde_json::json!({
-                "operation": "upsert",
-                "request": { "key": key, "value": value, "options": first_write },
-            }),
-            StateOp::Delete { key } => serde_json::json!({ "operation": "delete", "request": { "key": key } }),
+            StateOp::Insert { key, value, ttl_secs } => {
+                (serde_json::json!({ "key": key, "value": value, "options": first_write }), ttl_secs)
+            }
+            StateOp::Delete { key } => return serde_json::json!({ "operation": "delete", "request": { "key": key } }),
+        };
+        if let Some(ttl) = ttl_secs {
+            request["metadata"] = serde_json::json!({ "ttlInSeconds": ttl.to_string() });
         }
+        serde_json::json!({ "operation": "upsert", "request": request })
     }
 }
 
@@ -190,7 +217,24 @@ impl Dapr {
     }
 
     /// Reads many keys at once, in the order asked; missing keys are `None`.
+    /// One value that does not decode fails the whole read.
     pub async fn get_bulk<T: DeserializeOwned>(&self, store: &str, keys: &[String]) -> Result<Vec<Option<Versioned<T>>>, DaprError> {
+        self.get_bulk_each(store, keys)
+            .await?
+            .into_iter()
+            .map(|item| item.transpose().map_err(|u| DaprError::Decode(format!("{}: {}", u.key, u.error))))
+            .collect()
+    }
+
+    /// Reads many keys at once, in the order asked, decoding each on its own:
+    /// missing keys are `None`, a value that no longer decodes (a rule
+    /// tightened since it was written, a tampered document) is `Some(Err)`,
+    /// so that one bad document does not hide the others.
+    pub async fn get_bulk_each<T: DeserializeOwned>(
+        &self,
+        store: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Result<Versioned<T>, Unreadable>>>, DaprError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -198,14 +242,17 @@ impl Dapr {
         let response = self.call_ok(Method::Post, &format!("/v1.0/state/{store}/bulk"), Some(body)).await?;
         let items: Vec<BulkItem> = serde_json::from_slice(response.body()).map_err(|e| DaprError::Decode(e.to_string()))?;
         let mut by_key: std::collections::HashMap<String, BulkItem> = items.into_iter().map(|item| (item.key.clone(), item)).collect();
-        keys.iter()
+        Ok(keys
+            .iter()
             .map(|key| match by_key.remove(key) {
-                Some(BulkItem { data: Some(data), etag, .. }) if !data.is_null() => serde_json::from_value(data)
-                    .map(|value| Some(Versioned { value, etag }))
-                    .map_err(|e| DaprError::Decode(format!("{key}: {e}"))),
-                _ => Ok(None),
+                Some(BulkItem { data: Some(data), etag, .. }) if !data.is_null() => Some(
+                    serde_json::from_value(data)
+                        .map(|value| Versioned { value, etag })
+                        .map_err(|e| Unreadable { key: key.clone(), error: e.to_string() }),
+                ),
+                _ => None,
             })
-            .collect()
+            .collect())
     }
 
     /// Commits all operations atomically, or none of them.
@@ -313,13 +360,13 @@ impl Dapr {
     /// when the sidecar cannot be reached.
     pub async fn invoke_post(&self, app_id: &str, method: &str, body: &impl Serialize) -> Result<(u16, Vec<u8>), DaprError> {
         let body = serde_json::to_vec(body).map_err(|e| DaprError::Decode(e.to_string()))?;
-        self.invoke(app_id, Method::Post, method, &[], Some(body)).await
+        self.invoke_with(app_id, Method::Post, method, &[], Some(body)).await
     }
 
     /// Sends `verb` to `method` (path and query) of `app_id` with extra
     /// `headers` (e.g. the caller's `Authorization`, which Dapr forwards) and
     /// an optional JSON body; returns the status and body whatever the status.
-    pub async fn invoke(
+    pub async fn invoke_with(
         &self,
         app_id: &str,
         verb: Method,
@@ -372,6 +419,20 @@ mod tests {
         let blind = StateOp::upsert("k", &1, None).to_json();
         assert!(blind["request"].get("options").is_none());
         assert_eq!(StateOp::Delete { key: "k".into() }.to_json()["operation"], "delete");
+    }
+
+    #[test]
+    fn writes_with_a_ttl_carry_ttl_in_seconds() {
+        let insert = StateOp::insert("k", &1).ttl(86_400).to_json();
+        assert_eq!(insert["request"]["metadata"]["ttlInSeconds"], "86400");
+        assert_eq!(insert["request"]["options"]["concurrency"], "first-write");
+        let upsert = StateOp::upsert("k", &1, Some("e".into())).ttl(60).to_json();
+        assert_eq!(
+            (&upsert["request"]["metadata"]["ttlInSeconds"], &upsert["request"]["etag"]),
+            (&serde_json::json!("60"), &serde_json::json!("e"))
+        );
+        assert!(StateOp::upsert("k", &1, None).to_json()["request"].get("metadata").is_none(), "no TTL: kept for good");
+        assert_eq!(StateOp::Delete { key: "k".into() }.ttl(5).to_json(), StateOp::Delete { key: "k".into() }.to_json());
     }
 
     #[test]

@@ -57,6 +57,16 @@ impl AuditedEvent {
             data,
         })
     }
+
+    /// The user's event sequence number (`data.seq`) of a task event
+    /// (`com.todo.task.*`); `None` for other events (reminders).
+    pub fn task_seq(&self) -> Option<u64> {
+        task_seq(&self.event_type, &self.data)
+    }
+}
+
+fn task_seq(event_type: &str, data: &Value) -> Option<u64> {
+    event_type.starts_with("com.todo.task.").then(|| data.get("seq").and_then(Value::as_u64)).flatten()
 }
 
 /// The head of a user's chain: how many entries it has and the last hash.
@@ -66,11 +76,36 @@ pub struct ChainHead {
     pub count: u64,
     /// Hash of the last entry ([`GENESIS_HASH`] when empty).
     pub hash: String,
+    /// The highest task-event `seq` appended (0: none, or a head written
+    /// before it was kept).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Default for ChainHead {
     fn default() -> Self {
-        ChainHead { count: 0, hash: GENESIS_HASH.to_owned() }
+        ChainHead { count: 0, hash: GENESIS_HASH.to_owned(), seq: 0 }
+    }
+}
+
+/// Missing sequence numbers of a user's task events, `from..=to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeqGap {
+    /// The first missing `seq`.
+    pub from: u64,
+    /// The last missing `seq`.
+    pub to: u64,
+}
+
+impl ChainHead {
+    /// The task events that should have come before `event` and did not:
+    /// `event`'s `seq` jumps past the highest one appended. `None` when there
+    /// is no gap, for other events, and for a head that predates `seq`
+    /// (entries but `seq` 0), which cannot tell.
+    pub fn gap_before(&self, event: &AuditedEvent) -> Option<SeqGap> {
+        let seq = event.task_seq()?;
+        let known = self.seq > 0 || self.count == 0;
+        (known && seq > self.seq + 1).then(|| SeqGap { from: self.seq + 1, to: seq - 1 })
     }
 }
 
@@ -134,7 +169,8 @@ pub fn append(head: &ChainHead, event: AuditedEvent, recorded_at: DateTime<Utc>)
         hash: String::new(),
     };
     entry.hash = entry.expected_hash();
-    let head = ChainHead { count: head.count + 1, hash: entry.hash.clone() };
+    let seq = head.seq.max(task_seq(&entry.event_type, &entry.data).unwrap_or(0));
+    let head = ChainHead { count: head.count + 1, hash: entry.hash.clone(), seq };
     (entry, head)
 }
 
@@ -149,20 +185,56 @@ pub struct Verification {
     pub head_hash: String,
     /// Position of the first entry that does not verify, if any.
     pub broken_at: Option<u64>,
+    /// Task events missing from the user's sequence (`seq` numbers below the
+    /// highest recorded that no entry has): events that never reached the
+    /// log, e.g. one that went to a dead-letter topic. Not a broken chain.
+    pub seq_gaps: Vec<SeqGap>,
 }
 
 /// Checks entries in position order from the start of the chain.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Verification {
+    verify_stored(entries.into_iter().map(Some))
+}
+
+/// [`verify`] over what the store holds at positions 0, 1, ...: `None` for
+/// an entry that is missing or no longer decodes, which breaks the chain
+/// there. Gaps in `seq` are collected from every readable entry.
+pub fn verify_stored<'a>(entries: impl IntoIterator<Item = Option<&'a AuditEntry>>) -> Verification {
     let mut prev = GENESIS_HASH.to_owned();
     let mut count = 0;
+    let mut broken_at = None;
+    let mut seqs = Vec::new();
     for entry in entries {
-        if entry.position != count || entry.prev_hash != prev || entry.hash != entry.expected_hash() {
-            return Verification { intact: false, entries: count, head_hash: prev, broken_at: Some(count) };
+        if let Some(seq) = entry.and_then(|e| task_seq(&e.event_type, &e.data)) {
+            seqs.push(seq);
         }
-        prev = entry.hash.clone();
-        count += 1;
+        if broken_at.is_some() {
+            continue;
+        }
+        match entry {
+            Some(e) if e.position == count && e.prev_hash == prev && e.hash == e.expected_hash() => {
+                prev = e.hash.clone();
+                count += 1;
+            }
+            _ => broken_at = Some(count),
+        }
     }
-    Verification { intact: true, entries: count, head_hash: prev, broken_at: None }
+    Verification { intact: broken_at.is_none(), entries: count, head_hash: prev, broken_at, seq_gaps: seq_gaps(seqs) }
+}
+
+/// The runs of numbers in `1..max(seqs)` that `seqs` lacks.
+fn seq_gaps(mut seqs: Vec<u64>) -> Vec<SeqGap> {
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut gaps = Vec::new();
+    let mut next = 1;
+    for seq in seqs.into_iter().filter(|s| *s > 0) {
+        if seq > next {
+            gaps.push(SeqGap { from: next, to: seq - 1 });
+        }
+        next = seq + 1;
+    }
+    gaps
 }
 
 /// Default page size of `GET /audit/{user_id}`.
@@ -428,6 +500,51 @@ mod tests {
         let mut entries = chain(4);
         entries.remove(1);
         assert_eq!(verify(&entries).broken_at, Some(1));
+    }
+
+    fn task_event(id: &str, seq: u64) -> AuditedEvent {
+        let body = json!({
+            "id": id, "type": "com.todo.task.updated.v1", "subject": "t1", "time": "2026-01-02T03:04:05Z",
+            "data": {"user_id": "alice", "seq": seq, "task": {"title": "x"}}
+        });
+        AuditedEvent::from_cloudevent(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_entry_breaks_the_chain_where_it_is() {
+        let entries = chain(4);
+        let stored: Vec<Option<&AuditEntry>> = entries.iter().enumerate().map(|(i, e)| (i != 2).then_some(e)).collect();
+        let v = verify_stored(stored);
+        assert_eq!((v.intact, v.broken_at, v.entries), (false, Some(2), 2));
+        assert!(verify_stored(entries.iter().map(Some)).intact);
+    }
+
+    #[test]
+    fn gaps_in_seq_are_reported_and_seen_at_append() {
+        let mut head = ChainHead::default();
+        let mut entries = Vec::new();
+        for (i, seq) in [1, 2, 5, 4, 7].into_iter().enumerate() {
+            let event = task_event(&format!("e{i}"), seq);
+            let gap = head.gap_before(&event);
+            match seq {
+                5 => assert_eq!(gap, Some(SeqGap { from: 3, to: 4 })),
+                7 => assert_eq!(gap, Some(SeqGap { from: 6, to: 6 })),
+                _ => assert_eq!(gap, None, "seq {seq}"),
+            }
+            let (entry, next) = append(&head, event, Utc::now());
+            head = next;
+            entries.push(entry);
+        }
+        assert_eq!(head.seq, 7);
+        // A reminder has no seq and is no gap.
+        let reminder = AuditedEvent { event_type: "com.todo.reminder.due.v1".into(), ..task_event("r", 99) };
+        assert_eq!((reminder.task_seq(), head.gap_before(&reminder)), (None, None));
+        let v = verify(&entries);
+        assert!(v.intact);
+        assert_eq!(v.seq_gaps, [SeqGap { from: 3, to: 3 }, SeqGap { from: 6, to: 6 }]);
+        // A head written before `seq` was kept cannot tell.
+        let old = ChainHead { seq: 0, ..head.clone() };
+        assert_eq!(old.gap_before(&task_event("x", 50)), None);
     }
 
     #[test]

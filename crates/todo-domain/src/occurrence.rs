@@ -3,12 +3,16 @@
 //! Completing a recurring task creates the next one: a new task of the same
 //! series (`series_id` = the first task's id, `occurrence` + 1). The rules:
 //!
-//! - **Evaluation.** The rule is evaluated by the `rrule` crate (RFC 5545) in
-//!   the task's IANA time zone, so 09:00 stays 09:00 local across DST. A local
-//!   time that does not exist (spring-forward gap) moves forward by the gap
-//!   (02:30 becomes 03:30), and the series continues at that time: the due
-//!   date is the only memory of the time of day, and the RRULE subset has no
-//!   `BYHOUR`. An ambiguous local time (fall-back) is the first of the two.
+//! - **Evaluation.** The rule is evaluated by the `rrule` crate (RFC 5545) on
+//!   the wall-clock time of the task's IANA time zone, so 09:00 stays 09:00
+//!   local across DST; each wall-clock candidate then becomes an instant as
+//!   RFC 5545 says ([`TimeZone::resolve`]): a local time that does not exist
+//!   (spring-forward gap, also where the gap starts at midnight, as in Havana
+//!   or Santiago) moves forward by the gap (00:30 becomes 01:30), and an
+//!   ambiguous one (fall-back) is the first of the two. No day is skipped and
+//!   the series never ends for a gap. After a gap the series continues at the
+//!   shifted time: the due date is the only memory of the time of day, and
+//!   the RRULE subset has no `BYHOUR`.
 //! - **`anchor: due`** follows the schedule: DTSTART is the previous due date
 //!   and the next due date is the first occurrence strictly after both the
 //!   previous due date and the completion time. Occurrences missed while the
@@ -35,11 +39,16 @@
 //!   exists only if n + 1 <= COUNT. `UNTIL` (inclusive): the next due date must
 //!   not be after it. A series also ends where its next due date, or a moved
 //!   reminder, would leave the years 0000–9999 (in UTC), which the API refuses.
+//!   Every end has a reason ([`SeriesEnd`]), which recurring-service logs.
 //! - **Reminders.** Offsets stay offsets (before the new due date). An absolute
-//!   reminder moves with the due date: it is shifted by (new due - old due), so
-//!   "the evening before" stays the evening before.
+//!   reminder keeps its wall-clock relation to the due date in the task's
+//!   zone: "20:00 the evening before" stays 20:00 the evening before across a
+//!   DST change (the local difference is added to the new due date's local
+//!   time, which then resolves as above).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone as _, Utc};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -60,28 +69,52 @@ pub struct NextOccurrence {
     pub rule: RecurrenceRule,
 }
 
+/// Why a series has no next occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesEnd {
+    /// The series has `COUNT` occurrences already.
+    Count(u32),
+    /// The next date would be after `UNTIL`.
+    Until(DateTime<Utc>),
+    /// The rule yields no further date (within the scan limit).
+    Exhausted,
+    /// The next due date, or a moved reminder, would leave the years 0000–9999.
+    OutOfRange,
+}
+
+impl fmt::Display for SeriesEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeriesEnd::Count(count) => write!(f, "COUNT={count} occurrences exist"),
+            SeriesEnd::Until(until) => write!(f, "the next date is after UNTIL {}", until.to_rfc3339()),
+            SeriesEnd::Exhausted => f.write_str("the rule has no further date"),
+            SeriesEnd::OutOfRange => f.write_str("the next date would leave the years 0000 to 9999"),
+        }
+    }
+}
+
 /// The next due date of a series after occurrence `occurrence` (1-based) due
-/// at `due` in `zone` and completed at `completed_at`; `None` when the series
-/// has ended (COUNT, UNTIL) or the rule has no further occurrence.
+/// at `due` in `zone` and completed at `completed_at`, or why the series has
+/// ended (COUNT, UNTIL, no further date).
 pub fn next_occurrence(
     rule: &RecurrenceRule,
     zone: TimeZone,
     due: DateTime<Utc>,
     occurrence: u32,
     completed_at: DateTime<Utc>,
-) -> Option<NextOccurrence> {
+) -> Result<NextOccurrence, SeriesEnd> {
     if let Some(RecurrenceEnd::Count(count)) = rule.end() {
-        if occurrence.checked_add(1)? > count {
-            return None;
+        if occurrence >= count {
+            return Err(SeriesEnd::Count(count));
         }
     }
-    let tz = zone.tz();
-    let due_local = due.with_timezone(&tz);
+    let due_local = due.with_timezone(&zone.tz()).naive_local();
+    // DTSTART in wall-clock time of the zone.
     let (start, after) = match rule.anchor() {
         Anchor::Due => (due_local, due.max(completed_at)),
         Anchor::Completion => {
-            let start = local(tz, completed_at.with_timezone(&tz).date_naive(), due_local.time())?;
-            (start, start.with_timezone(&Utc).max(completed_at))
+            let start = completed_at.with_timezone(&zone.tz()).date_naive().and_time(due_local.time());
+            (start, zone.resolve(start).ok_or(SeriesEnd::OutOfRange)?.max(completed_at))
         }
     };
     let pinned = rule.pinned(start.month() as u8, start.day() as u8);
@@ -91,34 +124,26 @@ pub fn next_occurrence(
         Anchor::Completion => rule.clone(),
     };
     let clamp = Clamp::of(effective);
-    let set = to_rrule(effective, &clamp).build(start.with_timezone(&rrule::Tz::Tz(tz))).ok()?;
+    // The rule runs on wall-clock time (written as UTC, which has no gaps);
+    // each candidate then resolves in the task's zone.
+    let set = to_rrule(effective, &clamp).build(start.and_utc().with_timezone(&rrule::Tz::UTC)).map_err(|_| SeriesEnd::Exhausted)?;
     let next = (&set)
         .into_iter()
         .take(SCAN_MAX)
-        .map(|t| t.with_timezone(&Utc))
-        .filter(|t| *t > after)
-        .find(|t| clamp.keeps(t.with_timezone(&tz).date_naive()))?;
+        .map(|t| t.naive_local())
+        .filter(|t| clamp.keeps(t.date()))
+        .filter_map(|t| zone.resolve(t))
+        .find(|t| *t > after)
+        .ok_or(SeriesEnd::Exhausted)?;
     if let Some(RecurrenceEnd::Until(until)) = rule.end() {
         if next > until {
-            return None;
+            return Err(SeriesEnd::Until(until));
         }
     }
     if !in_range(next) {
-        return None;
+        return Err(SeriesEnd::OutOfRange);
     }
-    Some(NextOccurrence { due_at: next, rule: carried })
-}
-
-/// `date` at `time` in `tz`: the earlier of two ambiguous instants; a time in
-/// a gap moves forward by the gap (as `rrule` does).
-pub(crate) fn local(tz: chrono_tz::Tz, date: NaiveDate, time: NaiveTime) -> Option<DateTime<chrono_tz::Tz>> {
-    match tz.from_local_datetime(&NaiveDateTime::new(date, time)) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t),
-        chrono::LocalResult::None => {
-            let midnight = tz.from_local_datetime(&date.and_time(NaiveTime::MIN)).earliest()?;
-            Some(midnight + (time - NaiveTime::MIN))
-        }
-    }
+    Ok(NextOccurrence { due_at: next, rule: carried })
 }
 
 /// Month-end clamping of positive `BYMONTHDAY`s above 28 (module documentation).
@@ -194,27 +219,33 @@ pub struct OccurrenceRequest {
 }
 
 impl OccurrenceRequest {
-    /// The next occurrence of `task`, which a `completed` event carries; `None`
-    /// when the task is not a completed recurring task with a due date, or its
-    /// series has ended.
-    pub fn next_of(task: &Task) -> Option<Self> {
-        let (rule, due, completed_at) = (task.recurrence.as_ref()?, task.due_at?, task.completed_at?);
-        if !task.completed {
-            return None;
-        }
+    /// The next occurrence of `task`, which a `completed` event carries;
+    /// `Ok(None)` when the task is not a completed recurring task with a due
+    /// date, and why not when its series has ended.
+    pub fn next_of(task: &Task) -> Result<Option<Self>, SeriesEnd> {
+        let (Some(rule), Some(due), Some(completed_at), true) = (task.recurrence.as_ref(), task.due_at, task.completed_at, task.completed)
+        else {
+            return Ok(None);
+        };
         let zone = task.time_zone.unwrap_or(TimeZone::UTC);
         let occurrence = task.occurrence.unwrap_or(1);
         let next = next_occurrence(rule, zone, due, occurrence, completed_at)?;
-        let shift = next.due_at - due;
+        let wall = |t: DateTime<Utc>| t.with_timezone(&zone.tz()).naive_local();
+        let (due_wall, next_wall) = (wall(due), wall(next.due_at));
         let reminders: Vec<String> = task
             .reminders
             .as_slice()
             .iter()
             .map(|r| match r {
                 Reminder::Before(_) => Some(r.to_string()),
-                Reminder::At(at) => Some(*at + shift).filter(|t| in_range(*t)).map(|t| Reminder::At(t).to_string()),
+                Reminder::At(at) => next_wall
+                    .checked_add_signed(wall(*at) - due_wall)
+                    .and_then(|t| zone.resolve(t))
+                    .filter(|t| in_range(*t))
+                    .map(|t| Reminder::At(t).to_string()),
             })
-            .collect::<Option<_>>()?;
+            .collect::<Option<_>>()
+            .ok_or(SeriesEnd::OutOfRange)?;
         let body = serde_json::json!({
             "title": task.title,
             "description": task.description,
@@ -225,13 +256,7 @@ impl OccurrenceRequest {
             "reminders": reminders,
             "recurrence": { "rrule": next.rule.to_rrule_string(), "anchor": next.rule.anchor() },
         });
-        Some(OccurrenceRequest { series_id: task.series_id.unwrap_or(task.id), occurrence: occurrence + 1, task: body })
-    }
-
-    /// The `Idempotency-Key` of this creation: one per series and occurrence,
-    /// so redeliveries, races and re-completions create it once.
-    pub fn idempotency_key(&self) -> String {
-        format!("recur:{}:{}", self.series_id, self.occurrence)
+        Ok(Some(OccurrenceRequest { series_id: task.series_id.unwrap_or(task.id), occurrence: occurrence + 1, task: body }))
     }
 
     /// Parses the body of `POST /internal/todo/{user_id}/occurrences`.
@@ -292,7 +317,7 @@ mod tests {
         let mut due = at(first_due);
         let mut out = Vec::new();
         for occurrence in 1..=n as u32 {
-            let Some(next) = next_occurrence(&r, tz, due, occurrence, due) else { break };
+            let Ok(next) = next_occurrence(&r, tz, due, occurrence, due) else { break };
             out.push(next.due_at.with_timezone(&tz.tz()).format("%Y-%m-%d %H:%M %Z").to_string());
             due = next.due_at;
             r = next.rule;
@@ -393,11 +418,14 @@ mod tests {
     fn count_and_until_end_the_series() {
         let r = rule("FREQ=DAILY;COUNT=3");
         let due = at("2026-01-05T09:00:00Z");
-        assert!(next_occurrence(&r, TimeZone::UTC, due, 2, due).is_some(), "occurrence 3 of 3 exists");
-        assert!(next_occurrence(&r, TimeZone::UTC, due, 3, due).is_none(), "occurrence 4 of 3 does not");
+        assert!(next_occurrence(&r, TimeZone::UTC, due, 2, due).is_ok(), "occurrence 3 of 3 exists");
+        assert_eq!(next_occurrence(&r, TimeZone::UTC, due, 3, due), Err(SeriesEnd::Count(3)), "occurrence 4 of 3 does not");
         assert_eq!(chain("FREQ=DAILY;COUNT=3", Anchor::Due, "UTC", "2026-01-05T09:00:00Z", 10).len(), 2);
         let until = chain("FREQ=DAILY;UNTIL=20260108T090000Z", Anchor::Due, "UTC", "2026-01-05T09:00:00Z", 10);
         assert_eq!(until, ["2026-01-06 09:00 UTC", "2026-01-07 09:00 UTC", "2026-01-08 09:00 UTC"], "UNTIL is inclusive");
+        let last = at("2026-01-08T09:00:00Z");
+        let end = next_occurrence(&rule("FREQ=DAILY;UNTIL=20260108T090000Z"), TimeZone::UTC, last, 4, last);
+        assert_eq!(end, Err(SeriesEnd::Until(last)));
     }
 
     #[test]
@@ -440,15 +468,14 @@ mod tests {
                 "reminders": ["PT15M", "2026-03-26T18:00:00+01:00"], "recurrence": {"text": "every weekday"}}),
             "2026-03-27T09:30:00Z",
         );
-        let request = OccurrenceRequest::next_of(&task).unwrap();
+        let request = OccurrenceRequest::next_of(&task).unwrap().unwrap();
         assert_eq!((request.series_id, request.occurrence), (task.id, 2));
-        assert_eq!(request.idempotency_key(), format!("recur:{}:2", task.id));
         // Friday 27 March 09:00 CET -> Monday 30 March 09:00 CEST.
         assert_eq!(request.task["due_at"], "2026-03-30T07:00:00Z");
         assert_eq!(
             request.task["reminders"],
             serde_json::json!(["PT15M", "2026-03-29T16:00:00Z"]),
-            "the absolute reminder moved by 71 hours"
+            "18:00 the evening before, in local time (CET before, CEST after)"
         );
         let body = serde_json::to_vec(&request).unwrap();
         let (parsed, new) = OccurrenceRequest::from_json(&body).unwrap();
@@ -467,18 +494,18 @@ mod tests {
     #[test]
     fn no_request_for_open_plain_or_ended_tasks() {
         let plain = completed_task(serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z"}), "2026-01-05T10:00:00Z");
-        assert_eq!(OccurrenceRequest::next_of(&plain), None);
+        assert_eq!(OccurrenceRequest::next_of(&plain), Ok(None));
         let once = completed_task(
             serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day for 1 time"}}),
             "2026-01-05T10:00:00Z",
         );
-        assert_eq!(OccurrenceRequest::next_of(&once), None);
+        assert_eq!(OccurrenceRequest::next_of(&once), Err(SeriesEnd::Count(1)), "ended, and says why");
         let mut open = completed_task(
             serde_json::json!({"title": "x", "due_at": "2026-01-05T09:00:00Z", "recurrence": {"text": "every day"}}),
             "2026-01-05T10:00:00Z",
         );
         open.completed = false;
-        assert_eq!(OccurrenceRequest::next_of(&open), None);
+        assert_eq!(OccurrenceRequest::next_of(&open), Ok(None));
         assert_eq!(
             OccurrenceRequest::from_json(br#"{"series_id":"019a0000-0000-7000-8000-000000000000","occurrence":1,"task":{"title":"x"}}"#)
                 .unwrap_err()
@@ -497,12 +524,77 @@ mod tests {
     fn series_end_where_the_api_takes_no_more_dates() {
         // Found by the fuzz checks: the next occurrence was due in the year 10000, which the API refuses.
         let due = at("9999-12-31T09:00:00Z");
-        assert_eq!(next_occurrence(&rule("FREQ=DAILY"), TimeZone::UTC, due, 1, due), None);
+        assert!(next_occurrence(&rule("FREQ=DAILY"), TimeZone::UTC, due, 1, due).is_err());
         let body = serde_json::json!({"title": "x", "due_at": "9999-01-01T09:00:00Z", "reminders": ["9999-12-31T00:00:00Z"], "recurrence": {"text": "every month"}});
         let task = completed_task(body, "2026-01-02T00:00:00Z");
-        assert!(next_occurrence(task.recurrence.as_ref().unwrap(), TimeZone::UTC, task.due_at.unwrap(), 1, at("2026-01-02T00:00:00Z"))
-            .is_some());
-        assert_eq!(OccurrenceRequest::next_of(&task), None, "the moved reminder would be in the year 10000");
+        assert!(
+            next_occurrence(task.recurrence.as_ref().unwrap(), TimeZone::UTC, task.due_at.unwrap(), 1, at("2026-01-02T00:00:00Z")).is_ok()
+        );
+        assert_eq!(OccurrenceRequest::next_of(&task), Err(SeriesEnd::OutOfRange), "the moved reminder would be in the year 10000");
+    }
+
+    #[test]
+    fn absolute_reminders_keep_their_local_time_across_dst() {
+        // Due Saturday 09:00 CET, reminded Friday 20:00 CET; DST starts on Sunday 2030-03-31.
+        let task = completed_task(
+            serde_json::json!({"title": "t", "due_at": "2030-03-30T09:00:00+01:00", "time_zone": "Europe/Berlin",
+                "reminders": ["2030-03-29T20:00:00+01:00"], "recurrence": {"text": "every day"}}),
+            "2030-03-30T09:30:00Z",
+        );
+        let request = OccurrenceRequest::next_of(&task).unwrap().unwrap();
+        assert_eq!(request.task["due_at"], "2030-03-31T07:00:00Z", "Sunday 09:00 CEST");
+        assert_eq!(request.task["reminders"], serde_json::json!(["2030-03-30T19:00:00Z"]), "Saturday 20:00 CET, not 19:00");
+        // Back across the fall-back: due Sunday 2030-10-27 09:00 CET, reminded Saturday 20:00 CEST.
+        let task = completed_task(
+            serde_json::json!({"title": "t", "due_at": "2030-10-26T09:00:00+02:00", "time_zone": "Europe/Berlin",
+                "reminders": ["2030-10-25T20:00:00+02:00"], "recurrence": {"text": "every day"}}),
+            "2030-10-26T09:30:00Z",
+        );
+        let request = OccurrenceRequest::next_of(&task).unwrap().unwrap();
+        assert_eq!(request.task["due_at"], "2030-10-27T08:00:00Z");
+        assert_eq!(request.task["reminders"], serde_json::json!(["2030-10-26T18:00:00Z"]), "Saturday 20:00 CEST");
+    }
+
+    #[test]
+    fn a_due_time_in_a_midnight_gap_shifts_forward_and_the_series_goes_on() {
+        // Havana springs forward at 00:00 on 2026-03-08 (CST -5 to CDT -4): 00:30 does not exist.
+        let havana = zone("America/Havana");
+        let due = at("2026-03-07T00:30:00-05:00");
+        let next = next_occurrence(&rule("FREQ=DAILY"), havana, due, 1, due).expect("the series goes on");
+        assert_eq!(next.due_at, at("2026-03-08T01:30:00-04:00"), "shifted forward by the gap (RFC 5545)");
+        let every = RecurrenceRule::parse("FREQ=DAILY", Anchor::Completion).unwrap();
+        let next = next_occurrence(&every, havana, due, 1, at("2026-03-07T20:00:00-05:00")).expect("completed the day before");
+        assert_eq!(next.due_at, at("2026-03-08T01:30:00-04:00"));
+        let next = next_occurrence(&every, havana, due, 1, at("2026-03-08T12:00:00-04:00")).expect("completed on the gap day");
+        assert_eq!(next.due_at, at("2026-03-09T00:30:00-04:00"));
+        // Havana falls back at 01:00 on 2026-11-01: 00:30 happens twice; the first (CDT) counts.
+        let due = at("2026-10-31T00:30:00-04:00");
+        let next = next_occurrence(&rule("FREQ=DAILY"), havana, due, 1, due).expect("the series goes on");
+        assert_eq!(next.due_at, at("2026-11-01T00:30:00-04:00"));
+        let next = next_occurrence(&every, havana, due, 1, at("2026-11-01T00:10:00-05:00")).expect("completed on the ambiguous day");
+        assert_eq!(next.due_at, at("2026-11-02T00:30:00-05:00"));
+    }
+
+    #[test]
+    fn until_in_a_phrase_ends_at_the_end_of_that_day_in_the_tasks_zone() {
+        let body = |due: &str| {
+            serde_json::json!({"title": "t", "due_at": due, "time_zone": "America/Los_Angeles",
+                "recurrence": {"text": "every day until 2026-12-31"}})
+        };
+        // 17:00 on Dec 30 in Los Angeles: Dec 31 17:00 PST (01:00 UTC on Jan 1) is still in the series.
+        let task = completed_task(body("2026-12-30T17:00:00-08:00"), "2026-12-31T02:00:00Z");
+        let v = serde_json::to_value(&task).unwrap();
+        assert_eq!(v["recurrence"]["rrule"], "FREQ=DAILY;UNTIL=20270101T075959Z");
+        assert_eq!(v["recurrence"]["text"], "every day until 2026-12-31", "said back in the task's zone");
+        let request = OccurrenceRequest::next_of(&task).unwrap().expect("Dec 31 is in the series");
+        assert_eq!(request.task["due_at"], "2027-01-01T01:00:00Z");
+        let last = completed_task(body("2026-12-31T17:00:00-08:00"), "2027-01-01T02:00:00Z");
+        assert!(matches!(OccurrenceRequest::next_of(&last), Err(SeriesEnd::Until(_))), "Jan 1 is not");
+        // A phrase given in a PATCH reads the task's zone too.
+        let mut task = completed_task(body("2026-12-30T17:00:00-08:00"), "2026-12-31T02:00:00Z");
+        let patch = crate::TaskPatch::from_json(br#"{"recurrence": {"text": "every day until 2027-01-05"}}"#).unwrap();
+        task.apply(patch, at("2026-12-31T03:00:00Z")).unwrap();
+        assert_eq!(task.recurrence.unwrap().to_rrule_string(), "FREQ=DAILY;UNTIL=20270106T075959Z");
     }
 
     fn zones() -> impl Strategy<Value = &'static str> {

@@ -19,13 +19,15 @@
 //!
 //! `every!` (as in Todoist) anchors the series on completion: the next
 //! occurrence counts from when the previous one was completed. `until <date>`
-//! ends the series at the end of that day, in UTC (`UNTIL=<date>T235959Z`).
-//! `for N times` is `COUNT=N`: the series has N occurrences in all.
+//! ends the series at the end of that day in the task's time zone: a task
+//! at 17:00 in Los Angeles "until 2026-12-31" still has its Dec 31 occurrence
+//! (`UNTIL=20270101T075959Z`, see [`RecurrenceRule::in_zone`]). `for N times`
+//! is `COUNT=N`: the series has N occurrences in all.
 
-use chrono::{Datelike, Timelike, Weekday};
+use chrono::Weekday;
 
 use crate::recurrence::{Frequency, RecurrenceEnd};
-use crate::{Anchor, DomainError, RecurrenceRule, Rule};
+use crate::{Anchor, DomainError, RecurrenceRule, Rule, TimeZone};
 
 const FIELD: &str = "recurrence.text";
 const WEEKDAYS: [(Weekday, &str, &str); 7] = [
@@ -61,6 +63,7 @@ pub fn parse(text: &str, anchor: Option<Anchor>) -> Result<RecurrenceRule, Domai
         (false, a) => a.unwrap_or_default(),
     };
     let mut end = String::new();
+    let mut until = None;
     loop {
         match words.as_slice() {
             [.., "for", n, "times" | "time"] if end.is_empty() || !end.contains("COUNT") => {
@@ -70,13 +73,18 @@ pub fn parse(text: &str, anchor: Option<Anchor>) -> Result<RecurrenceRule, Domai
             [.., "until", date] if !end.contains("UNTIL") => {
                 let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| err("until needs a date like 2026-12-31"))?;
                 end += &format!(";UNTIL={}T235959Z", day.format("%Y%m%d"));
+                until = Some(day);
                 words.truncate(words.len() - 2);
             }
             _ => break,
         }
     }
     let core = core(&words)?;
-    RecurrenceRule::parse(&format!("{core}{end}"), anchor).map_err(|e| DomainError { field: FIELD.into(), ..e })
+    let rule = RecurrenceRule::parse(&format!("{core}{end}"), anchor).map_err(|e| DomainError { field: FIELD.into(), ..e })?;
+    Ok(match until {
+        Some(day) => rule.until_day(day),
+        None => rule,
+    })
 }
 
 /// The RRULE (without COUNT/UNTIL) of the phrase's core.
@@ -200,10 +208,11 @@ fn join(list: &[String]) -> String {
     }
 }
 
-/// The rule in the words [`parse`] reads (`parse(describe(r)) == r`), or
-/// `None` when the grammar cannot say it (e.g. `BYDAY=1MO`, `BYMONTHDAY=-2`,
-/// an `UNTIL` that is not the end of a UTC day).
-pub fn describe(rule: &RecurrenceRule) -> Option<String> {
+/// The rule in the words [`parse`] reads (`parse(describe(r, zone))` read in
+/// `zone` is `r`), or `None` when the grammar cannot say it (e.g.
+/// `BYDAY=1MO`, `BYMONTHDAY=-2`, an `UNTIL` that is not the end of a day in
+/// `zone`).
+pub fn describe(rule: &RecurrenceRule, zone: TimeZone) -> Option<String> {
     let n = rule.interval();
     let every = if rule.anchor() == Anchor::Completion { "every!" } else { "every" };
     let unit = |one: &str| if n == 1 { one.to_owned() } else { format!("{n} {one}s") };
@@ -243,11 +252,14 @@ pub fn describe(rule: &RecurrenceRule) -> Option<String> {
     let end = match rule.end() {
         None => String::new(),
         Some(RecurrenceEnd::Count(c)) => format!(" for {c} {}", if c == 1 { "time" } else { "times" }),
-        // Not a leap second (23:59:60), which chrono reads as 23:59:59 plus a second of nanoseconds.
-        Some(RecurrenceEnd::Until(u)) if (u.hour(), u.minute(), u.second(), u.nanosecond()) == (23, 59, 59, 0) => {
-            format!(" until {:04}-{:02}-{:02}", u.year(), u.month(), u.day())
+        // A leap second (23:59:60, which chrono reads as 23:59:59 plus a second of nanoseconds) is not the end of a day.
+        Some(RecurrenceEnd::Until(u)) => {
+            let day = u.with_timezone(&zone.tz()).date_naive();
+            if zone.end_of_day(day) != Some(u) {
+                return None;
+            }
+            format!(" until {}", day.format("%Y-%m-%d"))
         }
-        Some(RecurrenceEnd::Until(_)) => return None,
     };
     Some(format!("{every} {core}{end}"))
 }
@@ -336,8 +348,25 @@ mod tests {
             ("FREQ=MONTHLY;BYMONTHDAY=-2", Anchor::Due, None),
         ] {
             let rule = RecurrenceRule::parse(raw, anchor).unwrap();
-            assert_eq!(describe(&rule).as_deref(), want, "{raw}");
+            assert_eq!(describe(&rule, TimeZone::UTC).as_deref(), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn until_is_a_date_of_the_tasks_zone() {
+        let la = TimeZone::parse("America/Los_Angeles").unwrap();
+        let rule = parse("every day until 2026-12-31", None).unwrap();
+        assert_eq!(rule.to_rrule_string(), "FREQ=DAILY;UNTIL=20261231T235959Z", "UTC until read in a zone");
+        let rule = rule.in_zone(la).unwrap();
+        assert_eq!(rule.to_rrule_string(), "FREQ=DAILY;UNTIL=20270101T075959Z");
+        assert_eq!(describe(&rule, la).as_deref(), Some("every day until 2026-12-31"));
+        assert_eq!(describe(&rule, TimeZone::UTC), None, "07:59:59 is not the end of a UTC day");
+        // An UNTIL given as RRULE is an instant and stays.
+        let given = RecurrenceRule::parse("FREQ=DAILY;UNTIL=20261231T235959Z", Anchor::Due).unwrap();
+        assert_eq!(given.clone().in_zone(la).unwrap(), given);
+        // The last day must end in the years the API writes.
+        let late = parse("every day until 9999-12-31", None).unwrap();
+        assert_eq!(late.in_zone(la).unwrap_err().rule, Rule::OutOfRange);
     }
 
     fn any_rule() -> impl Strategy<Value = RecurrenceRule> {
@@ -366,9 +395,25 @@ mod tests {
     proptest! {
         #[test]
         fn described_rules_parse_back_to_themselves(rule in any_rule()) {
-            if let Some(text) = describe(&rule) {
-                prop_assert_eq!(parse(&text, None).unwrap(), rule, "{}", text);
+            if let Some(text) = describe(&rule, TimeZone::UTC) {
+                prop_assert_eq!(parse(&text, None).unwrap().in_zone(TimeZone::UTC).unwrap(), rule, "{}", text);
             }
+        }
+
+        /// "until D" read in any zone ends on D there and is said back as D.
+        #[test]
+        fn until_dates_round_trip_in_every_zone(
+            zone in prop_oneof![Just("UTC"), Just("America/Los_Angeles"), Just("Pacific/Kiritimati"), Just("America/Havana"), Just("Asia/Kolkata")],
+            days in 0i64..20_000,
+        ) {
+            let zone = TimeZone::parse(zone).unwrap();
+            let day = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap() + chrono::TimeDelta::days(days);
+            let text = format!("every day until {}", day.format("%Y-%m-%d"));
+            let rule = parse(&text, None).unwrap().in_zone(zone).unwrap();
+            let Some(RecurrenceEnd::Until(until)) = rule.end() else { panic!("{text} has no UNTIL") };
+            prop_assert_eq!(until.with_timezone(&zone.tz()).date_naive(), day);
+            prop_assert!((until + chrono::TimeDelta::seconds(1)).with_timezone(&zone.tz()).date_naive() > day);
+            prop_assert_eq!(describe(&rule, zone), Some(text));
         }
 
         #[test]

@@ -29,7 +29,7 @@
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
 use serde_json::{json, Map, Value};
 
-use crate::occurrence::{local, next_occurrence};
+use crate::occurrence::next_occurrence;
 use crate::phrase;
 use crate::{DomainError, NewTask, Priority, RecurrenceRule, Rule, Tag, TimeZone};
 
@@ -359,7 +359,7 @@ fn resolve(parts: Parts, zone: TimeZone, now: DateTime<Utc>) -> Result<QuickAdd,
     let tz = zone.tz();
     let today = now.with_timezone(&tz).date_naive();
     let end_of_day = NaiveTime::from_hms_opt(23, 59, 0).expect("a valid time");
-    let at = |day: NaiveDate, t: NaiveTime| local(tz, day, t).map(|t| t.with_timezone(&Utc));
+    let at = |day: NaiveDate, t: NaiveTime| zone.resolve(day.and_time(t));
     let due = match (parts.date, parts.time, &parts.recurrence) {
         (Some(day), t, _) => at(day, t.unwrap_or(end_of_day)),
         (None, t, Some(rule)) => first_occurrence(rule, zone, t.unwrap_or(end_of_day), now),
@@ -398,19 +398,18 @@ fn resolve(parts: Parts, zone: TimeZone, now: DateTime<Utc>) -> Result<QuickAdd,
 /// The first occurrence of `rule` at local time `t` from `now` on. A rule
 /// that names no days counts from today; one that does finds its next day.
 fn first_occurrence(rule: &RecurrenceRule, zone: TimeZone, t: NaiveTime, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let tz = zone.tz();
-    let today = now.with_timezone(&tz).date_naive();
-    let start = local(tz, today, t)?.with_timezone(&Utc);
+    let today = now.with_timezone(&zone.tz()).date_naive();
+    let start = zone.resolve(today.and_time(t))?;
     let unconstrained = rule.by_day().is_empty() && rule.by_month_day().is_empty() && rule.by_month().is_empty();
     if unconstrained {
         if start > now {
             return Some(start);
         }
-        return next_occurrence(rule, zone, start, 1, now).map(|n| n.due_at);
+        return next_occurrence(rule, zone, start, 1, now).ok().map(|n| n.due_at);
     }
     // Counting from yesterday at `t`, the first occurrence after `now` may be today.
     let before = start.checked_sub_signed(TimeDelta::days(1))?;
-    next_occurrence(rule, zone, before, 0, now).map(|n| n.due_at)
+    next_occurrence(rule, zone, before, 0, now).ok().map(|n| n.due_at)
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc, Weekday};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::{DomainError, Rule};
+use crate::schedule::in_range;
+use crate::{DomainError, Rule, TimeZone};
 
 /// Largest `INTERVAL`.
 pub const INTERVAL_MAX: u16 = 1_000;
@@ -82,6 +83,10 @@ pub enum RecurrenceEnd {
 /// any other rule part is refused. RFC 5545 restrictions are kept: no
 /// `BYMONTHDAY` with `WEEKLY`, and `BYDAY` ordinals only with `MONTHLY`
 /// (±1–5) or `YEARLY` (±1–53).
+///
+/// A phrase's `until <date>` means the end of that day in the task's zone;
+/// until the rule is read in that zone ([`RecurrenceRule::in_zone`], which
+/// every task does), `UNTIL` holds the end of the day in UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecurrenceRule {
     freq: Frequency,
@@ -91,6 +96,8 @@ pub struct RecurrenceRule {
     by_month: Vec<u8>,
     end: Option<RecurrenceEnd>,
     anchor: Anchor,
+    /// The local date of a phrase's `until`, not yet read in a zone.
+    local_until: Option<NaiveDate>,
 }
 
 impl RecurrenceRule {
@@ -146,7 +153,7 @@ impl RecurrenceRule {
         by_month_day.dedup();
         by_month.sort_unstable();
         by_month.dedup();
-        Ok(RecurrenceRule { freq, interval, by_day, by_month_day, by_month, end, anchor })
+        Ok(RecurrenceRule { freq, interval, by_day, by_month_day, by_month, end, anchor, local_until: None })
     }
 
     /// Parses the API form `{"rrule": "FREQ=...", "anchor": "due"|"completion"}`
@@ -176,9 +183,47 @@ impl RecurrenceRule {
         }
     }
 
-    /// The rule in words (`every weekday`), when [`crate::phrase`] can say it.
-    pub fn text(&self) -> Option<String> {
-        crate::phrase::describe(self)
+    /// The rule in words (`every weekday`), when [`crate::phrase`] can say
+    /// it; an `UNTIL` is said as a date of `zone` (the task's).
+    pub fn text(&self, zone: TimeZone) -> Option<String> {
+        crate::phrase::describe(self, zone)
+    }
+
+    /// The API form in `zone` (the task's): `rrule`, `anchor`, and `text`
+    /// when the rule can be said in words. A rule whose phrase `until` has not
+    /// been read in a zone yet is written as its phrase, so that it reads
+    /// back the same.
+    pub fn to_json(&self, zone: TimeZone) -> Value {
+        let text = self.text(zone);
+        if let (Some(_), Some(text)) = (self.local_until, &text) {
+            return serde_json::json!({ "text": text, "anchor": self.anchor });
+        }
+        let mut out = serde_json::json!({ "rrule": self.to_rrule_string(), "anchor": self.anchor });
+        if let Some(text) = text {
+            out["text"] = Value::String(text);
+        }
+        out
+    }
+
+    /// The rule of a phrase that ends after the local date `day`.
+    pub(crate) fn until_day(mut self, day: NaiveDate) -> Self {
+        self.local_until = Some(day);
+        self
+    }
+
+    /// The rule read in the task's zone: a phrase's `until <date>` becomes
+    /// the last second of that date in `zone`. An `UNTIL` given as RRULE is
+    /// an instant already and stays. Refused when that second is outside the
+    /// years 0000–9999 in UTC.
+    pub fn in_zone(mut self, zone: TimeZone) -> Result<Self, DomainError> {
+        if let Some(day) = self.local_until.take() {
+            let until = zone
+                .end_of_day(day)
+                .filter(|t| in_range(*t))
+                .ok_or_else(|| DomainError::new("recurrence.text", Rule::OutOfRange, "until must end in the years 0000 to 9999 in UTC"))?;
+            self.end = Some(RecurrenceEnd::Until(until));
+        }
+        Ok(self)
     }
 
     /// The same rule with the day (and, for `YEARLY`, the month) that RFC 5545
@@ -361,13 +406,11 @@ impl fmt::Display for WeekdayNum {
     }
 }
 
+/// The API form with `text` said in UTC: a rule on its own has no zone (a
+/// [`crate::Task`] writes its rule in the task's zone).
 impl Serialize for RecurrenceRule {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = serde_json::json!({ "rrule": self.to_rrule_string(), "anchor": self.anchor });
-        if let Some(text) = self.text() {
-            out["text"] = Value::String(text);
-        }
-        out.serialize(s)
+        self.to_json(TimeZone::UTC).serialize(s)
     }
 }
 

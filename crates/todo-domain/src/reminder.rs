@@ -87,7 +87,7 @@ pub struct Plan {
     pub schedule: Vec<JobSpec>,
     /// Jobs to delete (a job that does not exist counts as deleted).
     pub cancel: Vec<String>,
-    /// The projection to store once the jobs are in place.
+    /// The projection to store; the jobs change only once that write won.
     pub next: Projection,
 }
 
@@ -108,7 +108,7 @@ impl Projection {
         let mut jobs = BTreeMap::new();
         let mut fired = BTreeSet::new();
         if let Some(task) = task.as_ref() {
-            for instant in task.reminders.instants(task.due_at) {
+            for instant in task.reminder_instants() {
                 let name = job_name(task.id, instant);
                 if self.fired.contains(&name) {
                     fired.insert(name);
@@ -133,6 +133,39 @@ impl Projection {
         }
         let cancel = self.jobs.keys().filter(|name| !jobs.contains_key(*name)).cloned().collect();
         Some(Plan { schedule, cancel, next: Projection { seq: event.seq, task, jobs, fired } })
+    }
+
+    /// The jobs to schedule again when `event` is the one the projection is
+    /// at (a redelivery): every job it lists. The handler writes the
+    /// projection before it touches jobs, so a crash in between leaves jobs
+    /// missing; scheduling overwrites, so putting them back is harmless.
+    pub fn restore(&self, event: &TaskEvent, now: DateTime<Utc>) -> Vec<JobSpec> {
+        if event.seq != self.seq {
+            return Vec::new();
+        }
+        self.specs(|_| true, now)
+    }
+
+    /// The jobs among `names` that this projection lists: what a handler
+    /// puts back after its cancels, when a newer projection (written by a
+    /// concurrent handler) wants the same instant again.
+    pub fn wanted(&self, names: &[String], now: DateTime<Utc>) -> Vec<JobSpec> {
+        self.specs(|name| names.iter().any(|n| n == name), now)
+    }
+
+    /// Job specs for the listed jobs `keep` selects, due at their instant (at
+    /// once when it has passed).
+    fn specs(&self, keep: impl Fn(&str) -> bool, now: DateTime<Utc>) -> Vec<JobSpec> {
+        let Some(task) = self.task.as_ref() else { return Vec::new() };
+        self.jobs
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, instant)| JobSpec {
+                name: name.clone(),
+                due_time: (*instant).max(now),
+                data: JobData { user_id: task.user_id.clone(), task_id: task.id, remind_at: *instant, seq: self.seq },
+            })
+            .collect()
     }
 
     /// Records that the job `name` fired.
@@ -196,7 +229,7 @@ pub fn on_fire(projection: Option<&Projection>, name: &str, data: &JobData, now:
     if projection.fired.contains(name) {
         return Firing::Skip("the reminder already fired");
     }
-    if projection.jobs.get(name) != Some(&data.remind_at) || !task.reminders.instants(task.due_at).contains(&data.remind_at) {
+    if projection.jobs.get(name) != Some(&data.remind_at) || !task.reminder_instants().contains(&data.remind_at) {
         return Firing::Skip("the reminder no longer applies");
     }
     if now < data.remind_at {
@@ -352,6 +385,54 @@ mod tests {
         assert_eq!(on_fire(Some(&next), &job.name, &job.data, job.data.remind_at), Firing::Skip("the reminder no longer applies"));
         let wrong = JobData { remind_at: at("2026-03-01T10:45:00Z"), ..job.data.clone() };
         assert!(matches!(on_fire(Some(&next), &job.name, &wrong, now), Firing::Skip(_)));
+    }
+
+    #[test]
+    fn days_and_weeks_before_are_nominal_across_dst() {
+        // Due Sunday 2026-03-29 09:00 CEST, the day Berlin springs forward.
+        let now = at(NOW);
+        let (_, _, event) = created(
+            serde_json::json!({"title": "t", "due_at": "2026-03-29T09:00:00+02:00", "time_zone": "Europe/Berlin",
+                "reminders": ["P1D", "P1W", "PT24H", "P1DT2H"]}),
+            now,
+        );
+        let plan = Projection::default().apply(&event, now).unwrap();
+        let mut got: Vec<_> = plan.schedule.iter().map(|j| j.data.remind_at).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                at("2026-03-22T09:00:00+01:00"), // P1W: the Sunday before, 09:00 local
+                at("2026-03-28T07:00:00+01:00"), // P1DT2H: the day before 09:00, then two hours
+                at("2026-03-28T08:00:00+01:00"), // PT24H: exactly 24 hours
+                at("2026-03-28T09:00:00+01:00"), // P1D: the day before, 09:00 local
+            ]
+        );
+    }
+
+    #[test]
+    fn a_redelivery_restores_the_jobs_and_a_newer_projection_keeps_its_own() {
+        let now = at(NOW);
+        let (mut ledger, mut task, event) =
+            created(serde_json::json!({"title": "t", "due_at": "2026-03-01T10:00:00Z", "reminders": ["PT15M", "PT1H"]}), now);
+        let plan = Projection::default().apply(&event, now).unwrap();
+        // The same event again: nothing to plan, but every listed job is put back.
+        assert_eq!(plan.next.apply(&event, now), None);
+        let mut restored = plan.next.restore(&event, now);
+        restored.sort_by_key(|j| j.due_time);
+        assert_eq!(restored, plan.schedule);
+        // An older event restores nothing (the projection moved on).
+        let renamed = patch(&mut ledger, &mut task, serde_json::json!({"title": "u"}), now);
+        let newer = plan.next.apply(&renamed, now).unwrap().next;
+        assert!(newer.restore(&event, now).is_empty());
+        // After cancelling both jobs, a newer projection that lists one wants it back.
+        let names: Vec<String> = plan.schedule.iter().map(|j| j.name.clone()).collect();
+        let back = newer.wanted(&names[..1], now);
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].name.as_str(), back[0].data.seq), (names[0].as_str(), newer.seq));
+        let deleted = ledger.delete_task(task, now);
+        let gone = newer.apply(&deleted, now).unwrap().next;
+        assert!(gone.wanted(&names, now).is_empty() && gone.restore(&deleted, now).is_empty());
     }
 
     #[test]

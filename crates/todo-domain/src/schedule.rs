@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::fields::deserialize_via_parse;
@@ -16,7 +16,6 @@ pub const OFFSET_MAX_SECS: u32 = 365 * DAY;
 const MINUTE: u32 = 60;
 const HOUR: u32 = 60 * MINUTE;
 const DAY: u32 = 24 * HOUR;
-const WEEK: u32 = 7 * DAY;
 
 /// Parses an RFC 3339 timestamp with an offset (`Z` or `±hh:mm`) into a UTC instant.
 ///
@@ -61,6 +60,30 @@ impl TimeZone {
     pub fn tz(&self) -> chrono_tz::Tz {
         self.0
     }
+
+    /// The instant of the wall-clock time `local` in this zone, as RFC 5545
+    /// (3.3.5) reads it: a time that a gap skips (spring forward) is read with
+    /// the offset before the gap, so it moves forward by the gap (02:30
+    /// becomes 03:30); a time that happens twice (fall back) is the first.
+    /// `None` only beyond the years chrono represents.
+    pub fn resolve(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self.0.from_local_datetime(&local) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+            chrono::LocalResult::None => {
+                // A day earlier is before the transition (offsets stay within a day).
+                let before = local.checked_sub_days(Days::new(1))?.and_utc();
+                let offset = self.0.offset_from_utc_datetime(&before.naive_utc()).fix();
+                Some((local - TimeDelta::seconds(i64::from(offset.local_minus_utc()))).and_utc())
+            }
+        }
+    }
+
+    /// The last second of the local date `date` in this zone: one second
+    /// before the next day starts.
+    pub fn end_of_day(&self, date: NaiveDate) -> Option<DateTime<Utc>> {
+        let next = date.succ_opt()?.and_time(NaiveTime::MIN);
+        self.resolve(next).map(|t| t - TimeDelta::seconds(1))
+    }
 }
 
 impl Serialize for TimeZone {
@@ -71,14 +94,21 @@ impl Serialize for TimeZone {
 
 deserialize_via_parse!(TimeZone, String);
 
-/// How long before the due date a reminder fires: an ISO 8601 duration of
-/// the fixed-length subset `PnW` or `P[nD][T[nH][nM][nS]]`, at most 365 days.
+/// How long before the due date a reminder fires: an ISO 8601 duration
+/// `PnW` or `P[nD][T[nH][nM][nS]]`, at most 365 days.
 ///
-/// Years and months are refused (they have no fixed length), as are
-/// fractions. The value is kept in seconds and written back in canonical form
-/// (`PT90M` becomes `PT1H30M`, `P1W` becomes `P7D`, zero is `PT0S`).
+/// As in RFC 5545 (3.3.6), days and weeks are nominal and the time part is
+/// exact: `P1D` before 09:00 is 09:00 the day before, even across a DST
+/// change, while `PT24H` is 24 hours. Years and months are refused, as are
+/// fractions. The value is written back in canonical form (`PT90M` becomes
+/// `PT1H30M`, `P1W` becomes `P7D`, zero is `PT0S`; `PT24H` stays `PT24H`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReminderOffset(u32);
+pub struct ReminderOffset {
+    /// Nominal days (weeks count 7).
+    days: u32,
+    /// Exact seconds of the time part.
+    secs: u32,
+}
 
 impl ReminderOffset {
     /// Parses an ISO 8601 duration, naming `field` in errors.
@@ -91,34 +121,41 @@ impl ReminderOffset {
             )
         };
         let rest = raw.strip_prefix('P').ok_or_else(format)?;
-        let total = if rest.contains('W') {
-            sum_units(rest, &[('W', WEEK)])
+        let (days, secs) = if rest.contains('W') {
+            sum_units(rest, &[('W', 7)]).map(|w| (w, 0))
         } else {
             match rest.split_once('T') {
                 Some((_, "")) => None,
-                Some((date, time)) => {
-                    sum_units(date, &[('D', DAY)]).zip(sum_units(time, &[('H', HOUR), ('M', MINUTE), ('S', 1)])).map(|(d, t)| d + t)
-                }
+                Some((date, time)) => sum_units(date, &[('D', 1)]).zip(sum_units(time, &[('H', HOUR), ('M', MINUTE), ('S', 1)])),
                 None if rest.is_empty() => None,
-                None => sum_units(rest, &[('D', DAY)]),
+                None => sum_units(rest, &[('D', 1)]).map(|d| (d, 0)),
             }
         }
         .ok_or_else(format)?;
-        u32::try_from(total)
-            .ok()
-            .filter(|secs| *secs <= OFFSET_MAX_SECS)
-            .map(ReminderOffset)
-            .ok_or_else(|| DomainError::new(field, Rule::OutOfRange, "must be at most 365 days (P365D)"))
+        let too_long = || DomainError::new(field, Rule::OutOfRange, "must be at most 365 days (P365D)");
+        if days * u64::from(DAY) + secs > u64::from(OFFSET_MAX_SECS) {
+            return Err(too_long());
+        }
+        Ok(ReminderOffset { days: u32::try_from(days).map_err(|_| too_long())?, secs: u32::try_from(secs).map_err(|_| too_long())? })
     }
 
-    /// The offset in seconds.
-    pub fn seconds(self) -> u32 {
-        self.0
+    /// The nominal days (weeks count 7).
+    pub fn days(self) -> u32 {
+        self.days
     }
 
-    /// The offset as a duration.
-    pub fn as_delta(self) -> TimeDelta {
-        TimeDelta::seconds(i64::from(self.0))
+    /// The exact seconds of the time part.
+    pub fn time_seconds(self) -> u32 {
+        self.secs
+    }
+
+    /// The instant this long before `due` in `zone`: the same wall-clock time
+    /// `days` local days earlier ([`TimeZone::resolve`]), then the exact time
+    /// part earlier still.
+    pub fn before(self, due: DateTime<Utc>, zone: TimeZone) -> Option<DateTime<Utc>> {
+        let local = due.with_timezone(&zone.tz()).naive_local().checked_sub_days(Days::new(u64::from(self.days)))?;
+        let day = if self.days == 0 { due } else { zone.resolve(local)? };
+        day.checked_sub_signed(TimeDelta::seconds(i64::from(self.secs)))
     }
 }
 
@@ -145,12 +182,12 @@ fn sum_units(s: &str, units: &[(char, u32)]) -> Option<u64> {
 
 impl fmt::Display for ReminderOffset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (d, h, m, s) = (self.0 / DAY, self.0 % DAY / HOUR, self.0 % HOUR / MINUTE, self.0 % MINUTE);
+        let (d, h, m, s) = (self.days, self.secs / HOUR, self.secs % HOUR / MINUTE, self.secs % MINUTE);
         f.write_str("P")?;
         if d > 0 {
             write!(f, "{d}D")?;
         }
-        if h + m + s > 0 || d == 0 {
+        if self.secs > 0 || d == 0 {
             f.write_str("T")?;
         }
         if h > 0 {
@@ -159,7 +196,7 @@ impl fmt::Display for ReminderOffset {
         if m > 0 {
             write!(f, "{m}M")?;
         }
-        if s > 0 || self.0 == 0 {
+        if s > 0 || (d == 0 && self.secs == 0) {
             write!(f, "{s}S")?;
         }
         Ok(())
@@ -186,10 +223,10 @@ impl Reminder {
         }
     }
 
-    /// The instant the reminder fires, given the task's due date.
-    pub fn instant(&self, due: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    /// The instant the reminder fires, given the task's due date and its zone.
+    pub fn instant(&self, due: Option<DateTime<Utc>>, zone: TimeZone) -> Option<DateTime<Utc>> {
         match self {
-            Reminder::Before(offset) => due.map(|d| d - offset.as_delta()),
+            Reminder::Before(offset) => offset.before(due?, zone),
             Reminder::At(at) => Some(*at),
         }
     }
@@ -242,9 +279,10 @@ impl Reminders {
     }
 
     /// The instants at which the reminders fire, earliest first and without
-    /// repeats; offsets are skipped when there is no due date.
-    pub fn instants(&self, due: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
-        let mut out: Vec<DateTime<Utc>> = self.0.iter().filter_map(|r| r.instant(due)).collect();
+    /// repeats; offsets count back from `due` in `zone`, and are skipped when
+    /// there is no due date.
+    pub fn instants(&self, due: Option<DateTime<Utc>>, zone: TimeZone) -> Vec<DateTime<Utc>> {
+        let mut out: Vec<DateTime<Utc>> = self.0.iter().filter_map(|r| r.instant(due, zone)).collect();
         out.sort();
         out.dedup();
         out
@@ -285,6 +323,11 @@ mod tests {
             ("P0D", "PT0S"),
             ("PT3661S", "PT1H1M1S"),
             ("P365D", "P365D"),
+            // Days are nominal, hours exact: neither becomes the other.
+            ("PT24H", "PT24H"),
+            ("PT36H", "PT36H"),
+            ("P1DT24H", "P1DT24H"),
+            ("P2W", "P14D"),
         ] {
             assert_eq!(offset(raw), Ok(canonical.to_owned()), "{raw}");
         }
@@ -316,6 +359,8 @@ mod tests {
         }
         assert_eq!(offset("P366D"), Err(Rule::OutOfRange));
         assert_eq!(offset("P53W"), Err(Rule::OutOfRange));
+        assert_eq!(offset("P364DT48H"), Err(Rule::OutOfRange));
+        assert_eq!(offset("PT8761H"), Err(Rule::OutOfRange));
     }
 
     #[test]
@@ -353,9 +398,9 @@ mod tests {
         let r = Reminders::parse(&["PT15M", "2026-03-01T07:00:00Z", "P1D"]).unwrap();
         assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!(["PT15M", "2026-03-01T07:00:00Z", "P1D"]));
         let due = parse_instant("2026-03-01T08:00:00Z", "d").unwrap();
-        let got: Vec<String> = r.instants(Some(due)).iter().map(|t| t.to_rfc3339()).collect();
+        let got: Vec<String> = r.instants(Some(due), TimeZone::UTC).iter().map(|t| t.to_rfc3339()).collect();
         assert_eq!(got, ["2026-02-28T08:00:00+00:00", "2026-03-01T07:00:00+00:00", "2026-03-01T07:45:00+00:00"]);
-        assert_eq!(r.instants(None).len(), 1);
+        assert_eq!(r.instants(None, TimeZone::UTC).len(), 1);
         assert_eq!(r.first_offset(), Some(0));
     }
 
@@ -367,38 +412,83 @@ mod tests {
         let e = Reminders::parse(&["PT1M", "soon"]).unwrap_err();
         assert_eq!((e.field.as_str(), e.rule), ("reminders[1]", Rule::Format));
         let stored: Reminders = serde_json::from_str(r#"["PT90M"]"#).unwrap();
-        assert_eq!(stored.as_slice(), [Reminder::Before(ReminderOffset(90 * 60))]);
+        assert_eq!(stored.as_slice(), [Reminder::Before(ReminderOffset { days: 0, secs: 90 * 60 })]);
+    }
+
+    #[test]
+    fn local_times_resolve_as_rfc_5545_says() {
+        let berlin = TimeZone::parse("Europe/Berlin").unwrap();
+        let local = |raw: &str| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M").unwrap();
+        let utc = |raw: &str| parse_instant(raw, "t").unwrap();
+        // 02:30 does not exist on 2026-03-29: read with the offset before the gap (+01:00).
+        assert_eq!(berlin.resolve(local("2026-03-29 02:30")), Some(utc("2026-03-29T03:30:00+02:00")));
+        // 02:30 happens twice on 2026-10-25: the first (+02:00).
+        assert_eq!(berlin.resolve(local("2026-10-25 02:30")), Some(utc("2026-10-25T02:30:00+02:00")));
+        assert_eq!(berlin.resolve(local("2026-07-01 12:00")), Some(utc("2026-07-01T12:00:00+02:00")));
+        // A day whose midnight is skipped (Havana, 2026-03-08) ends at 23:59:59 of the old offset.
+        let havana = TimeZone::parse("America/Havana").unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
+        assert_eq!(havana.end_of_day(day), Some(utc("2026-03-07T23:59:59-05:00")));
+        assert_eq!(berlin.end_of_day(day), Some(utc("2026-03-07T23:59:59+01:00")));
+    }
+
+    fn offset_of(days: u32, secs: u32) -> ReminderOffset {
+        ReminderOffset { days, secs }
     }
 
     proptest! {
         #[test]
-        fn canonical_offsets_round_trip(secs in 0..=OFFSET_MAX_SECS) {
-            let text = ReminderOffset(secs).to_string();
-            prop_assert_eq!(ReminderOffset::parse(&text, "r").unwrap().seconds(), secs);
+        fn canonical_offsets_round_trip(days in 0u32..=365, secs in 0u32..=DAY * 2) {
+            let o = offset_of(days, secs);
+            let parsed = ReminderOffset::parse(&o.to_string(), "r");
+            if days * DAY + secs <= OFFSET_MAX_SECS {
+                prop_assert_eq!(parsed, Ok(o));
+            } else {
+                prop_assert_eq!(parsed.unwrap_err().rule, Rule::OutOfRange);
+            }
         }
 
         #[test]
         fn offsets_sum_their_components(d in 0u32..=300, h in 0u32..=100, m in 0u32..=100, s in 0u32..=100) {
             let text = format!("P{d}DT{h}H{m}M{s}S");
             let parsed = ReminderOffset::parse(&text, "r").unwrap();
-            prop_assert_eq!(parsed.seconds(), d * DAY + h * HOUR + m * MINUTE + s);
+            prop_assert_eq!((parsed.days(), parsed.time_seconds()), (d, h * HOUR + m * MINUTE + s));
         }
 
         #[test]
         fn offset_parser_never_panics(raw in "P?[0-9DTHMSWY.]{0,12}") {
             if let Ok(o) = ReminderOffset::parse(&raw, "r") {
-                prop_assert!(o.seconds() <= OFFSET_MAX_SECS);
+                prop_assert!(o.days() * DAY + o.time_seconds() <= OFFSET_MAX_SECS);
             }
         }
 
         #[test]
-        fn instants_are_sorted_and_offsets_precede_due(offsets in proptest::collection::vec(0..=OFFSET_MAX_SECS, 0..=5)) {
+        fn instants_are_sorted_and_offsets_precede_due(offsets in proptest::collection::vec((0u32..=300, 0u32..=DAY), 0..=5)) {
             let due = parse_instant("2030-01-01T00:00:00Z", "d").unwrap();
-            let raw: Vec<String> = offsets.iter().map(|s| ReminderOffset(*s).to_string()).collect();
+            let raw: Vec<String> = offsets.iter().map(|(d, s)| offset_of(*d, *s).to_string()).collect();
             if let Ok(r) = Reminders::parse(&raw) {
-                let instants = r.instants(Some(due));
+                let instants = r.instants(Some(due), TimeZone::parse("Europe/Berlin").unwrap());
                 prop_assert!(instants.windows(2).all(|w| w[0] < w[1]));
                 prop_assert!(instants.iter().all(|t| *t <= due));
+            }
+        }
+
+        /// `PnD` before a due date is the same local time n days earlier, in
+        /// every zone and across DST changes (outside gaps).
+        #[test]
+        fn days_before_keep_the_local_time(
+            zone in prop_oneof![Just("Europe/Berlin"), Just("America/New_York"), Just("Australia/Sydney"), Just("America/Havana")],
+            minutes in 0i64..(20 * 365 * 24 * 60), days in 1u32..=365,
+        ) {
+            let zone = TimeZone::parse(zone).unwrap();
+            let due = parse_instant("2020-01-01T00:00:00Z", "d").unwrap() + TimeDelta::minutes(minutes);
+            let at = offset_of(days, 0).before(due, zone).unwrap();
+            let (due_local, at_local) = (due.with_timezone(&zone.tz()), at.with_timezone(&zone.tz()));
+            let want = due_local.naive_local().checked_sub_days(Days::new(u64::from(days))).unwrap();
+            if zone.tz().from_local_datetime(&want).single().is_some() {
+                prop_assert_eq!(at_local.naive_local(), want);
+            } else {
+                prop_assert_eq!(Some(at), zone.resolve(want));
             }
         }
     }

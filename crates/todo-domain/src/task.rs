@@ -1,7 +1,8 @@
 //! Tasks, the input that creates them (POST, PUT) and the input that changes them (PATCH).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::schedule::parse_instant;
@@ -108,6 +109,7 @@ impl NewTask {
             return Err(requires_due("time_zone"));
         }
         let time_zone = due_at.map(|_| time_zone.unwrap_or(TimeZone::UTC));
+        let recurrence = recurrence.map(|r| r.in_zone(time_zone.unwrap_or(TimeZone::UTC))).transpose()?;
         check_schedule(due_at, &reminders, recurrence.as_ref())?;
         Ok(NewTask { title, description, priority, tags, due_at, time_zone, reminders, recurrence })
     }
@@ -170,6 +172,48 @@ impl TaskPatch {
                 None => None,
             },
         })
+    }
+}
+
+/// What `PATCH /api/{user_id}/tasks/{id}/complete` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// No body: complete an open task, reopen a completed one. A retry after
+    /// a lost response undoes it; clients that retry send [`Completion::Set`].
+    Toggle,
+    /// `{"completed": true|false}`: that state whatever the current one, so
+    /// a retry changes nothing more.
+    Set(bool),
+}
+
+impl Completion {
+    /// Parses the body of `PATCH .../complete`: none (or empty) toggles; a JSON
+    /// object with exactly `completed` (a boolean) sets it.
+    pub fn from_body(body: Option<&[u8]>) -> Result<Self, DomainError> {
+        let Some(body) = body.filter(|b| !b.is_empty()) else { return Ok(Completion::Toggle) };
+        let value: Value = serde_json::from_slice(body).map_err(body_error)?;
+        let object = value.as_object().ok_or_else(|| DomainError::new("body", Rule::Format, "must be a JSON object"))?;
+        if let Some(unknown) = object.keys().find(|k| *k != "completed") {
+            return Err(DomainError::new(
+                unknown.as_str(),
+                Rule::Unknown,
+                "is not a known field here; the body is {\"completed\": true|false}",
+            ));
+        }
+        match object.get("completed") {
+            Some(Value::Bool(completed)) => Ok(Completion::Set(*completed)),
+            Some(_) => Err(DomainError::new("completed", Rule::Format, "must be true or false")),
+            None => Err(DomainError::new("completed", Rule::Required, "is required (send no body to toggle)")),
+        }
+    }
+
+    /// The change it makes to `task`.
+    pub fn patch(self, task: &Task) -> TaskPatch {
+        let completed = match self {
+            Completion::Toggle => !task.completed,
+            Completion::Set(completed) => completed,
+        };
+        TaskPatch { completed: Some(completed), ..TaskPatch::default() }
     }
 }
 
@@ -248,8 +292,9 @@ pub(crate) fn body_error(e: serde_json::Error) -> DomainError {
 
 /// A stored task. Only this crate creates or changes one, so every task is
 /// consistent (see [`NewTask`]). Fields added after the first release default
-/// when absent, so tasks stored before them still load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// when absent, so tasks stored before them still load. It is written with
+/// its recurrence in its own zone ([`RecurrenceRule::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Task {
     /// The task's id.
     pub id: TaskId,
@@ -294,6 +339,31 @@ pub struct Task {
     /// The task's 1-based position in its series.
     #[serde(default)]
     pub occurrence: Option<u32>,
+}
+
+impl Serialize for Task {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let zone = self.time_zone.unwrap_or(TimeZone::UTC);
+        let mut out = s.serialize_struct("Task", 17)?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("user_id", &self.user_id)?;
+        out.serialize_field("title", &self.title)?;
+        out.serialize_field("description", &self.description)?;
+        out.serialize_field("priority", &self.priority)?;
+        out.serialize_field("tags", &self.tags)?;
+        out.serialize_field("due_at", &self.due_at)?;
+        out.serialize_field("time_zone", &self.time_zone)?;
+        out.serialize_field("reminders", &self.reminders)?;
+        out.serialize_field("recurrence", &self.recurrence.as_ref().map(|r| r.to_json(zone)))?;
+        out.serialize_field("completed", &self.completed)?;
+        out.serialize_field("completed_at", &self.completed_at)?;
+        out.serialize_field("created_at", &self.created_at)?;
+        out.serialize_field("updated_at", &self.updated_at)?;
+        out.serialize_field("version", &self.version)?;
+        out.serialize_field("series_id", &self.series_id)?;
+        out.serialize_field("occurrence", &self.occurrence)?;
+        out.end()
+    }
 }
 
 impl Task {
@@ -356,6 +426,7 @@ impl Task {
             (Some(_), Some(zone)) => Some(zone.unwrap_or(TimeZone::UTC)),
             (Some(_), None) => Some(next.time_zone.unwrap_or(TimeZone::UTC)),
         };
+        next.recurrence = next.recurrence.map(|r| r.in_zone(next.time_zone.unwrap_or(TimeZone::UTC))).transpose()?;
         check_schedule(next.due_at, &next.reminders, next.recurrence.as_ref())?;
         if let Some(completed) = patch.completed.filter(|c| *c != next.completed) {
             next.completed = completed;
@@ -390,6 +461,12 @@ impl Task {
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
         .collect()
+    }
+
+    /// The instants at which the task's reminders fire, earliest first
+    /// (offsets count back from the due date in the task's zone).
+    pub fn reminder_instants(&self) -> Vec<DateTime<Utc>> {
+        self.reminders.instants(self.due_at, self.time_zone.unwrap_or(TimeZone::UTC))
     }
 
     /// Whether the task is open, has a due date, and that date has passed.
@@ -573,6 +650,28 @@ mod tests {
         assert_eq!(changed, ["description", "priority", "tags", "due_at", "time_zone"]);
         assert!(t.completed);
         assert_eq!(t.version, 3);
+    }
+
+    #[test]
+    fn completing_with_a_body_is_idempotent() {
+        let mut t = task(json!({"title": "x"}));
+        let now = at("2026-01-03T00:00:00Z");
+        let done = Completion::from_body(Some(br#"{"completed": true}"#)).unwrap();
+        assert_eq!(t.apply(done.patch(&t), now).unwrap(), ["completed"]);
+        assert!(t.apply(done.patch(&t), now).unwrap().is_empty(), "a retry changes nothing");
+        assert!(t.completed);
+        // No body toggles, as before.
+        assert_eq!(Completion::from_body(None), Ok(Completion::Toggle));
+        assert_eq!(Completion::from_body(Some(b"")), Ok(Completion::Toggle));
+        t.apply(Completion::Toggle.patch(&t), now).unwrap();
+        assert!(!t.completed);
+        let rule = |body: &[u8]| Completion::from_body(Some(body)).map_err(|e| (e.field, e.rule));
+        assert_eq!(rule(br#"{"completed": false}"#), Ok(Completion::Set(false)));
+        assert_eq!(rule(br#"{"completed": "yes"}"#), Err(("completed".into(), Rule::Format)));
+        assert_eq!(rule(br#"{}"#), Err(("completed".into(), Rule::Required)));
+        assert_eq!(rule(br#"{"completed": true, "title": "y"}"#), Err(("title".into(), Rule::Unknown)));
+        assert_eq!(rule(b"[true]"), Err(("body".into(), Rule::Format)));
+        assert_eq!(rule(b"{"), Err(("body".into(), Rule::Format)));
     }
 
     proptest! {

@@ -152,6 +152,14 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&st
     Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
+/// Writes `value` at `key` through the sidecar at `dapr`, behind its app's
+/// back (Dapr adds the app-id prefix): a tampered or outdated document.
+pub fn put_state(dapr: &str, key: &str, value: &Value) {
+    let body = serde_json::json!([{ "key": key, "value": value }]).to_string();
+    let written = send("POST", &format!("{dapr}/v1.0/state/statestore"), &[], Some(("application/json", body.as_bytes())));
+    assert_eq!(written.status, 204, "writing {key}: {:?}", written.json);
+}
+
 /// Sends JSON with a bearer token.
 pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Reply {
     let auth = format!("Bearer {token}");

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::{assert_matches_openapi, eventually, fresh_user, get, send, send_json, Reply, Stack};
+use e2e::{assert_matches_openapi, eventually, fresh_user, get, put_state, send, send_json, Reply, Stack};
 use serde_json::{json, Value};
 
 const TASK_EVENTS: &str = "task-events";
@@ -184,7 +184,7 @@ fn task_lifecycle_and_reminder_are_chained_in_order_and_replays_add_nothing() {
     assert_eq!(last["event_time"], "2026-01-01T09:45:00Z", "a reminder happened at its CloudEvent time");
     assert_linked(&log);
     let verified = verify(&stack, &user, &token);
-    assert_eq!(verified, json!({ "intact": true, "entries": 6, "head_hash": last["hash"], "broken_at": null }));
+    assert_eq!(verified, json!({ "intact": true, "entries": 6, "head_hash": last["hash"], "broken_at": null, "seq_gaps": [] }));
 
     // Replay every event (as a redelivery or a DLQ replay would), then one new
     // event on each topic, so that the new ones arrive after the replays.
@@ -227,7 +227,7 @@ fn fifty_concurrent_events_for_one_user_land_exactly_once() {
         .map(|i| {
             let time = format!("2026-01-01T00:00:{:02}Z", i % 60);
             if i % 2 == 0 {
-                (TASK_EVENTS, task_event(&user, UPDATED, &task_id, i, &time))
+                (TASK_EVENTS, task_event(&user, UPDATED, &task_id, i / 2, &time))
             } else {
                 (REMINDERS, reminder_event(&user, &task_id, &time))
             }
@@ -248,7 +248,7 @@ fn fifty_concurrent_events_for_one_user_land_exactly_once() {
     assert_eq!(recorded, sent, "every event exactly once");
     assert_linked(&log);
     let verified = verify(&stack, &user, &token);
-    assert_eq!(verified, json!({ "intact": true, "entries": 50, "head_hash": log[49]["hash"], "broken_at": null }));
+    assert_eq!(verified, json!({ "intact": true, "entries": 50, "head_hash": log[49]["hash"], "broken_at": null, "seq_gaps": [] }));
 }
 
 #[test]
@@ -314,13 +314,47 @@ fn an_entry_changed_behind_the_services_back_is_reported_by_verify() {
     assert_eq!(stored.json, log[2], "the stored entry is what the API serves");
     let mut forged = stored.json.clone();
     forged["data"]["task"]["title"] = json!("something else");
-    let body = json!([{ "key": key, "value": forged }]).to_string();
-    let written = send("POST", &format!("{}/v1.0/state/statestore", audit_dapr()), &[], Some(("application/json", body.as_bytes())));
-    assert_eq!(written.status, 204, "{:?}", written.json);
+    put_state(&audit_dapr(), &key, &forged);
 
     let verified = verify(&stack, &user, &token);
-    assert_eq!(verified, json!({ "intact": false, "entries": 2, "head_hash": log[1]["hash"], "broken_at": 2 }));
+    assert_eq!(verified, json!({ "intact": false, "entries": 2, "head_hash": log[1]["hash"], "broken_at": 2, "seq_gaps": [] }));
     assert_eq!(entries(&stack, &user, &token)[2]["data"]["task"]["title"], "something else", "the log serves what is stored");
+}
+
+#[test]
+fn an_entry_that_no_longer_decodes_is_where_verify_breaks() {
+    let Some(stack) = Stack::get() else { return };
+    let user = fresh_user("audit-undecodable");
+    let token = stack.token(&user);
+    let task_id = uuid();
+    for seq in 1..=3 {
+        stack.publish_cloudevent(TASK_EVENTS, &user, &task_event(&user, UPDATED, &task_id, seq, "2026-01-01T00:00:00Z"));
+    }
+    let log = wait_for(&stack, &user, &token, 3);
+    put_state(&audit_dapr(), &format!("audit:{user}:entry:1"), &json!({ "position": "one", "garbage": true }));
+    let verified = verify(&stack, &user, &token);
+    assert_eq!((&verified["intact"], &verified["broken_at"], &verified["entries"]), (&json!(false), &json!(1), &json!(1)));
+    assert_eq!(verified["head_hash"], log[0]["hash"]);
+    // The log still serves the entries that decode.
+    let served = entries(&stack, &user, &token);
+    assert_eq!(positions(&served), [0, 2]);
+}
+
+#[test]
+fn missing_seq_numbers_are_reported_by_verify() {
+    let Some(stack) = Stack::get() else { return };
+    let user = fresh_user("audit-gaps");
+    let token = stack.token(&user);
+    let task_id = uuid();
+    // seq 3, 4 and 6 never arrive (say, dead-lettered); a reminder has no seq.
+    for seq in [1, 2, 5, 7] {
+        stack.publish_cloudevent(TASK_EVENTS, &user, &task_event(&user, UPDATED, &task_id, seq, "2026-01-01T00:00:00Z"));
+    }
+    stack.publish_cloudevent(REMINDERS, &user, &reminder_event(&user, &task_id, "2026-01-01T00:00:00Z"));
+    wait_for(&stack, &user, &token, 5);
+    let verified = verify(&stack, &user, &token);
+    assert_eq!(verified["intact"], true, "the chain itself is whole: {verified}");
+    assert_eq!(verified["seq_gaps"], json!([{ "from": 3, "to": 4 }, { "from": 6, "to": 6 }]));
 }
 
 #[test]

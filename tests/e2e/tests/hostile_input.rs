@@ -1276,10 +1276,17 @@ fn if_match_rule(raw: &str, version: u64) -> Option<Expect> {
     if raw == "*" {
         return None;
     }
-    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).and_then(|v| v.parse::<u64>().ok()) {
-        Some(v) if v == version => None,
-        Some(_) => Some(Expect::new(412, None)),
-        None => Some(Expect::new(400, Some("If-Match"))),
+    // RFC 9110: a list of `"opaque"` or `W/"opaque"` (etagc: 0x21, 0x23-0x7e); only strong tags match.
+    fn tag(t: &str) -> Option<(bool, &str)> {
+        let (weak, quoted) = t.strip_prefix("W/").map_or((false, t), |rest| (true, rest));
+        let opaque = quoted.strip_prefix('"')?.strip_suffix('"')?;
+        opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)).then_some((weak, opaque))
+    }
+    let tags: Option<Vec<_>> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(tag).collect();
+    match tags {
+        Some(tags) if tags.iter().any(|(weak, opaque)| !weak && *opaque == version.to_string()) => None,
+        Some(tags) if !tags.is_empty() => Some(Expect::new(412, None)),
+        _ => Some(Expect::new(400, Some("If-Match"))),
     }
 }
 

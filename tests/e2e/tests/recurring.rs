@@ -118,8 +118,9 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
     // Saturday 09:00 CET -> Sunday 09:00 CEST (the day DST starts): 07:00 UTC.
     assert_eq!(next["due_at"], "2030-03-31T07:00:00Z");
     assert_eq!(next["time_zone"], "Europe/Berlin");
-    // The offset stays; the absolute reminder moves with the due date (by 23 hours).
-    assert_eq!(next["reminders"], json!(["PT15M", "2030-03-30T18:00:00Z"]));
+    // The offset stays; the absolute reminder keeps its local relation to the
+    // due date: 20:00 CET the evening before (19:00 UTC), not 23 hours later (19:00 CET).
+    assert_eq!(next["reminders"], json!(["PT15M", "2030-03-30T19:00:00Z"]));
     assert_eq!(next["recurrence"], first["recurrence"]);
     assert_eq!((&next["series_id"], &next["occurrence"]), (&first["id"], &json!(2)));
     assert_eq!(
@@ -144,6 +145,29 @@ fn completing_creates_the_next_occurrence_at_the_same_local_time() {
     let tasks = user.tasks_settled(3);
     let third = tasks.iter().find(|t| t["occurrence"] == 3).expect("occurrence 3");
     assert_eq!((&third["due_at"], &third["series_id"]), (&json!("2030-04-01T07:00:00Z"), &first["id"]));
+}
+
+#[test]
+fn a_client_idempotency_key_cannot_suppress_an_occurrence() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "recur-key");
+    let first = user.create(daily("Series"));
+    let series = first["id"].as_str().unwrap().to_owned();
+    // A client's key that spells the occurrence record of the series' second task.
+    let key = format!("recur:{series}:2");
+    let auth = format!("Bearer {}", user.token);
+    let body = json!({ "title": "a client's own task" });
+    let reply = send(
+        "POST",
+        &user.url("/tasks"),
+        &[("authorization", &auth), ("idempotency-key", &key)],
+        Some(("application/json", body.to_string().as_bytes())),
+    );
+    assert_eq!(reply.status, 201, "{:?}", reply.json);
+    user.patch(&series, json!({ "completed": true }));
+    let tasks = user.tasks_settled(3);
+    let next = tasks.iter().find(|t| t["occurrence"] == 2).unwrap_or_else(|| panic!("occurrence 2 was created: {tasks:#?}"));
+    assert_eq!(next["series_id"], first["id"]);
 }
 
 #[test]

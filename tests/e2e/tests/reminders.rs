@@ -193,7 +193,7 @@ fn completing_or_deleting_the_task_cancels_its_reminder() {
         let name = job_name(task["id"].as_str().unwrap(), due);
         assert!(eventually(Duration::from_secs(2), || ctx.job_exists(&name).then_some(())).is_some(), "{name} scheduled");
     }
-    let reply = send_json("PATCH", &format!("{}/complete", ctx.task_url(&done)), &ctx.token, &json!({}));
+    let reply = send_json("PATCH", &format!("{}/complete", ctx.task_url(&done)), &ctx.token, &json!({ "completed": true }));
     assert_eq!(reply.status, 200, "{:?}", reply.json);
     assert_eq!(reply.json["completed"], true);
     let auth = format!("Bearer {}", ctx.token);
@@ -309,4 +309,54 @@ fn timestamps_round_trip() {
         assert_eq!(millis(&Value::String(rfc3339(ms))), ms, "{}", rfc3339(ms));
     }
     assert_eq!(rfc3339(1_772_352_000_123), "2026-03-01T08:00:00.123Z");
+}
+
+/// A task event as Dapr delivers it to a subscription: the CloudEvent with the event as `data`.
+fn delivery(event: &Value) -> Value {
+    json!({
+        "specversion": "1.0", "id": event["event_id"], "type": event["type"], "source": "todo-api",
+        "subject": event["task"]["id"], "datacontenttype": "application/json", "data": event,
+    })
+}
+
+/// Two handlers of one task at once (a rebalance, a second replica): the one
+/// whose projection write loses must not delete a job the winner keeps.
+#[test]
+fn two_handlers_at_once_keep_the_winners_jobs() {
+    let _shared = SIDECAR.read().unwrap();
+    let Some(ctx) = Ctx::new("remind-race") else { return };
+    let reminder = std::env::var("REMINDER_SERVICE_URL").expect("REMINDER_SERVICE_URL is not set");
+    let url = format!("{reminder}/internal/reminder/task-events");
+    let due = now_ms() + 24 * 3_600_000;
+    let offsets = ["PT1H", "PT2H", "PT3H", "PT4H", "PT5H"];
+    let token = ctx.stack.app_token();
+    let mut lost = Vec::new();
+    for round in 0..16u64 {
+        let task = ctx.create(json!({ "title": format!("race {round}"), "due_at": rfc3339(due), "reminders": offsets }));
+        let names: Vec<String> = (1..=5).map(|h| job_name(task["id"].as_str().unwrap(), due - h * 3_600_000)).collect();
+        let all_exist = || names.iter().all(|n| ctx.job_exists(n)).then_some(());
+        assert!(eventually(Duration::from_secs(5), all_exist).is_some(), "round {round}: the jobs of event 1");
+        // Event 2 drops the reminders; event 3, newer, has them again. Both start from the projection of event 1.
+        let event = |seq: u64, reminders: Value| {
+            let mut task = task.clone();
+            task["reminders"] = reminders;
+            task["version"] = json!(seq);
+            delivery(&json!({ "event_id": uuid::Uuid::now_v7().to_string(), "type": "com.todo.task.updated.v1",
+                "user_id": ctx.user, "seq": seq, "time": rfc3339(now_ms()), "task": task, "changed": ["reminders"] }))
+        };
+        let (older, newer) = (event(2, json!([])), event(3, json!(offsets)));
+        let post = |body: &Value| {
+            let reply =
+                send("POST", &url, &[("dapr-api-token", token)], Some(("application/cloudevents+json", body.to_string().as_bytes())));
+            assert_eq!((reply.status, &reply.json["status"]), (200, &json!("SUCCESS")), "{:?}", reply.json);
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| post(&older));
+            // Staggered by up to 3.5 ms, so that some round lands the newer write inside the older handler's read..write.
+            std::thread::sleep(Duration::from_micros(500 * (round % 8)));
+            s.spawn(|| post(&newer));
+        });
+        lost.extend(names.iter().filter(|n| !ctx.job_exists(n)).map(|n| format!("round {round}: {n}")));
+    }
+    assert!(lost.is_empty(), "the projection at event 3 keeps every reminder, yet these jobs are gone: {lost:#?}");
 }

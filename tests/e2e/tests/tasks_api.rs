@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{assert_matches_openapi, eventually, fresh_user, openapi_errors, send, Reply, Stack};
+use e2e::{assert_matches_openapi, eventually, fresh_user, get, openapi_errors, put_state, send, Reply, Stack};
 use serde_json::{json, Value};
 
 const CREATED: &str = "com.todo.task.created.v1";
@@ -434,14 +434,19 @@ fn if_match_guards_every_write() {
     assert_problem(&user.call("PUT", &path, &[("if-match", "\"0\"")], Some(&body)), 412, None);
     assert_problem(&user.call("PATCH", &format!("{path}/complete"), &[("if-match", "\"7\"")], None), 412, None);
     assert_problem(&user.call("DELETE", &path, &[("if-match", "\"2\"")], None), 412, None);
-    for bad in ["1", "W/\"1\"", "\"one\"", "\"1\", \"2\""] {
+    // Well-formed entity-tags that name no current version fail the precondition (RFC 9110).
+    for stale in ["\"stale\"", "W/\"1\"", "\"one\"", "\"2\", \"3\""] {
+        assert_problem(&user.call("PATCH", &path, &[("if-match", stale)], Some(&body)), 412, None);
+        assert_problem(&user.call("DELETE", &path, &[("if-match", stale)], None), 412, None);
+    }
+    for bad in ["1", "\"1", "W/1", "\"a b\"", ","] {
         assert_problem(&user.call("PATCH", &path, &[("if-match", bad)], Some(&body)), 400, Some(("If-Match", "format")));
         assert_problem(&user.call("DELETE", &path, &[("if-match", bad)], None), 400, Some(("If-Match", "format")));
     }
     assert_eq!(user.get_task(&tid), task, "nothing changed");
 
     // The current version succeeds, and each answer's ETag is the next precondition.
-    let v2 = assert_task(&user.call("PATCH", &path, &[("if-match", &etag(&task))], Some(&body)), 200);
+    let v2 = assert_task(&user.call("PATCH", &path, &[("if-match", "\"7\", \"1\"")], Some(&body)), 200);
     assert_eq!(etag(&v2), "\"2\"");
     assert_problem(&user.call("PUT", &path, &[("if-match", &etag(&task))], Some(&json!({ "title": "v3" }))), 412, None);
     let v3 = assert_task(&user.call("PUT", &path, &[("if-match", &etag(&v2))], Some(&json!({ "title": "v3" }))), 200);
@@ -458,7 +463,114 @@ fn if_match_guards_every_write() {
     user.assert_events(&[CREATED, UPDATED, UPDATED, COMPLETED, UPDATED, DELETED]);
 }
 
+#[test]
+fn completing_with_a_body_survives_retries() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "complete-body");
+    let task = user.create(json!({ "title": "retry me" }));
+    let path = format!("/tasks/{}/complete", id(&task));
+    // A client that lost the first answer sends the same request again: still completed, one event.
+    for _ in 0..2 {
+        let done = assert_task(&user.call("PATCH", &path, &[], Some(&json!({ "completed": true }))), 200);
+        assert_eq!((&done["completed"], &done["version"]), (&json!(true), &json!(2)));
+    }
+    let reopened = assert_task(&user.call("PATCH", &path, &[("if-match", "\"2\"")], Some(&json!({ "completed": false }))), 200);
+    assert_eq!((&reopened["completed"], &reopened["version"]), (&json!(false), &json!(3)));
+    assert_eq!(assert_task(&user.call("PATCH", &path, &[], Some(&json!({ "completed": false }))), 200)["version"], 3);
+    // Without a body it still toggles.
+    assert_eq!(assert_task(&user.call("PATCH", &path, &[], None), 200)["completed"], true);
+    for (bad, field) in [(json!({ "completed": "yes" }), "completed"), (json!({}), "completed"), (json!({ "done": true }), "done")] {
+        let reply = user.call("PATCH", &path, &[], Some(&bad));
+        assert_eq!((reply.status, reply.json["field"].as_str()), (422, Some(field)), "{bad}: {:?}", reply.json);
+    }
+    let text = user.raw("PATCH", &path, &[], Some(("text/plain", b"{\"completed\": true}".to_vec())));
+    assert_problem(&text, 415, None);
+    assert_eq!(user.get_task(&id(&task))["version"], 4, "refused bodies change nothing");
+    user.assert_events(&[CREATED, COMPLETED, UPDATED, COMPLETED]);
+}
+
+// ------------------------------------------------- documents that no longer decode
+
+/// The document at `key` in todo-api's state.
+fn stored(stack: &Stack, key: &str) -> Value {
+    let reply = send("GET", &format!("{}/v1.0/state/statestore/{key}", stack.api_dapr), &[], None);
+    assert_eq!(reply.status, 200, "{key}: {:?}", reply.json);
+    reply.json
+}
+
+#[test]
+fn a_stored_task_that_no_longer_decodes_is_left_out_of_lists() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "undecodable");
+    let (broken, fine) = (user.create(json!({ "title": "broken", "tags": ["a"] })), user.create(json!({ "title": "fine", "tags": ["a"] })));
+    // A rule tightened since, or a damaged document: an empty title no longer parses.
+    let mut bad = broken.clone();
+    bad["title"] = json!("");
+    put_state(&stack.api_dapr, &format!("task:{}:{}", user.name, id(&broken)), &bad);
+    let page = user.list("");
+    assert_eq!(ids(&page["items"]), [id(&fine)]);
+    assert_eq!(page["unreadable"], json!([id(&broken)]));
+    assert_matches_openapi("TaskPage", &page);
+    let tags = user.call("GET", "/tags", &[], None);
+    assert_eq!((tags.status, &tags.json["items"]), (200, &json!([{ "tag": "a", "count": 1 }])));
+}
+
+#[test]
+fn an_outbox_entry_that_no_longer_decodes_does_not_hold_back_later_events() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "outbox-undecodable");
+    user.create(json!({ "title": "first" }));
+    user.assert_events(&[CREATED]);
+    // Event 2 is committed but unpublished, and its outbox entry no longer decodes.
+    let ledger_key = format!("ledger:{}", user.name);
+    let mut ledger = stored(&stack, &ledger_key);
+    assert_eq!((&ledger["seq"], &ledger["published"]), (&json!(1), &json!(1)));
+    ledger["seq"] = json!(2);
+    put_state(&stack.api_dapr, &format!("outbox:{}:2", user.name), &json!({ "seq": 2, "type": "com.todo.task.nonsense.v1" }));
+    put_state(&stack.api_dapr, &ledger_key, &ledger);
+    // The next write publishes its own event (seq 3) past the broken one.
+    let third = user.create(json!({ "title": "third" }));
+    let found = eventually(Duration::from_secs(30), || {
+        let entries = stack.audit_entries(&user.name, &stack.token(&user.name));
+        (entries.len() >= 2).then_some(entries)
+    })
+    .expect("the event after the broken outbox entry reaches the audit log");
+    assert_eq!((&found[1]["data"]["seq"], id(&found[1]["data"]["task"])), (&json!(3), id(&third)));
+    assert_eq!(stored(&stack, &ledger_key)["published"], 3);
+    let verified = get(&format!("{}/audit/{}/verify", stack.audit, user.name), &stack.token(&user.name));
+    assert_eq!(verified.json["seq_gaps"], json!([{ "from": 2, "to": 2 }]), "{:?}", verified.json);
+}
+
 // ------------------------------------------------------------ idempotency
+
+/// When the store forgets `key` of the app behind `dapr` (`metadata.ttlExpireTime`), in seconds from now.
+fn ttl_of(dapr: &str, key: &str) -> Option<i64> {
+    let reply = send("GET", &format!("{dapr}/v1.0/state/statestore/{key}"), &[], None);
+    assert_eq!(reply.status, 200, "{key} is stored: {:?}", reply.json);
+    let expires = reply.header("metadata.ttlexpiretime")?;
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).unwrap_or_else(|e| panic!("{expires}: {e}"));
+    Some((expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds())
+}
+
+#[test]
+fn idempotency_records_and_dedupe_marks_expire() {
+    let Some(stack) = Stack::get() else { return };
+    let user = User::new(&stack, "idem-ttl");
+    let key = format!("key-{}", uuid::Uuid::now_v7());
+    let task = assert_task(&user.call("POST", "/tasks", &[("idempotency-key", &key)], Some(&json!({ "title": "t" }))), 201);
+    let day = 24 * 3600;
+    let left = ttl_of(&stack.api_dapr, &format!("idem:{}:{key}", user.name)).expect("the Idempotency-Key record has a TTL");
+    assert!((day - 120..=day).contains(&left), "a day, not {left} s");
+    // The audit log's dedupe mark of the created event.
+    let event = &user.assert_events(&[CREATED])[0];
+    assert_eq!(id(&event["task"]), id(&task));
+    let audit_dapr = std::env::var("AUDIT_SERVICE_DAPR_URL").expect("AUDIT_SERVICE_DAPR_URL is set by `cargo xtask test`");
+    let mark = format!("audit:{}:seen:{}", user.name, event["event_id"].as_str().unwrap());
+    let left = ttl_of(&audit_dapr, &mark).expect("the dedupe mark has a TTL");
+    assert!((30 * day - 120..=30 * day).contains(&left), "30 days, not {left} s");
+    // The audit entry itself stays for good.
+    assert_eq!(ttl_of(&audit_dapr, &format!("audit:{}:entry:0", user.name)), None);
+}
 
 #[test]
 fn idempotent_retries_create_one_task() {

@@ -6,12 +6,12 @@
 //! side, and [`Pending`] lets a caller do its own work (compile, unit tests)
 //! while they run.
 
-mod progress;
+pub mod progress;
 mod wheel;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -229,61 +229,109 @@ pub fn cargo_install(cache: &Path, krate: &str, version: &str, bin: &str) -> Res
     Ok(dest)
 }
 
-/// Flags of the Dapr build: reproducible paths, no DWARF compiled (nobody
-/// debugs these binaries); [`dapr_ldflags`] also drops the symbol table.
-const DAPR_BUILD_FLAGS: [&str; 2] = ["-trimpath", "-gcflags=all=-dwarf=false"];
+/// Flags of every Go build: reproducible paths, no DWARF compiled (nobody
+/// debugs these binaries); the link also drops the symbol table and DWARF.
+const GO_BUILD_FLAGS: [&str; 2] = ["-trimpath", "-gcflags=all=-dwarf=false"];
 
-/// The linker flags: no symbol table or DWARF, and the version Dapr reports.
-fn dapr_ldflags() -> String {
-    format!("-ldflags=-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}")
+/// Binaries built in one `go build` from one of our Go modules under `xtask/`
+/// (shared packages compile once), cached under a hash of the module's files
+/// and the flags so that a change rebuilds.
+pub struct GoBuild<'a> {
+    /// What the progress line calls it.
+    pub name: &'a str,
+    /// The module's directory, relative to the workspace root.
+    pub module: &'a str,
+    /// Prefix of the cache directory (`<prefix>-<hash>`).
+    pub prefix: String,
+    /// Files of the module that make up the build key.
+    pub sources: &'a [&'a str],
+    /// `(package, binary)`: each package is linked as `binary`.
+    pub targets: &'a [(&'a str, &'a str)],
+    /// `-X` settings of the link (part of the key).
+    pub ldflags: String,
+    /// What the progress line says to expect.
+    pub expect: &'a str,
 }
 
-/// Builds daprd and the scheduler from our Go module `xtask/dapr` in one
-/// `go build` (shared packages compile once), keyed by a hash of its sources
-/// and flags so that a change rebuilds.
+impl GoBuild<'_> {
+    fn link_flags(&self) -> String {
+        format!("-ldflags=-s -w {}", self.ldflags).trim_end().to_owned()
+    }
+
+    /// Where the build of the current sources and flags lives in the cache.
+    pub fn dir(&self, cache: &Path) -> Result<PathBuf> {
+        let module = paths::root().join(self.module);
+        let mut hash = Sha256::new();
+        for file in self.sources {
+            hash.update(fs::read(module.join(file)).with_context(|| format!("reading {}/{file}", self.module))?);
+        }
+        hash.update(GO_BUILD_FLAGS.join(" ") + " " + &self.link_flags());
+        Ok(cache.join(format!("{}-{}", self.prefix, &hex::encode(hash.finalize())[..12])))
+    }
+
+    /// Builds the targets unless cached; returns their paths in `targets` order.
+    pub fn build(&self, go: &Path, cache: &Path) -> Result<Vec<PathBuf>> {
+        let module = paths::root().join(self.module);
+        let dir = self.dir(cache)?;
+        let bins: Vec<PathBuf> = self.targets.iter().map(|(_, bin)| dir.join(bin)).collect();
+        if bins.iter().all(|b| b.is_file()) {
+            return Ok(bins);
+        }
+        let log = cache.join("logs").join(format!("{}-build.log", self.prefix));
+        let step = Step::start(self.name, &format!("building from the Go module proxy; log: {}", log.display()), self.expect);
+        paths::run_logged(
+            Command::new(go)
+                .arg("build")
+                .args(GO_BUILD_FLAGS)
+                .arg(self.link_flags())
+                .arg("-o")
+                .arg(format!("{}/", dir.display()))
+                .args(self.targets.iter().map(|(package, _)| package))
+                .current_dir(&module)
+                // Every module's hash is pinned in go.sum; some are not in the public checksum database.
+                .env("GONOSUMDB", "*")
+                .env("GOFLAGS", "-mod=readonly"),
+            &log,
+            &format!("building {}", self.name),
+        )?;
+        // `go build -o dir/` names a binary after its package path, less a `/vN` suffix.
+        for ((package, bin), path) in self.targets.iter().zip(&bins) {
+            let mut parts = package.rsplit('/');
+            let mut built = parts.next().unwrap_or(package);
+            if built.strip_prefix('v').is_some_and(|n| n.parse::<u32>().is_ok()) {
+                built = parts.next().unwrap_or(built);
+            }
+            if built != *bin {
+                fs::rename(dir.join(built), path).with_context(|| format!("naming {built} {bin}"))?;
+            }
+        }
+        step.finish();
+        Ok(bins)
+    }
+}
+
+/// Builds daprd and the scheduler from our Go module `xtask/dapr`.
 fn dapr(go: &Path, cache: &Path) -> Result<(PathBuf, PathBuf)> {
-    let module = paths::root().join("xtask/dapr");
-    let dir = dapr_dir(cache)?;
-    let (daprd, scheduler) = (dir.join("daprd"), dir.join("scheduler"));
-    if daprd.is_file() && scheduler.is_file() {
-        return Ok((daprd, scheduler));
-    }
-    let log = cache.join("logs").join("dapr-build.log");
-    let step = Step::start(
-        "daprd + scheduler",
-        &format!("building {DAPR_VERSION} from the Go module; log: {}", log.display()),
-        "about 15 minutes on 2 cores, once",
-    );
-    let status = Command::new(go)
-        .arg("build")
-        .args(DAPR_BUILD_FLAGS)
-        .arg(dapr_ldflags())
-        .arg("-o")
-        .arg(format!("{}/", dir.display()))
-        .args(["./cmd/daprd", "./cmd/scheduler"])
-        .current_dir(&module)
-        // Every module's hash is pinned in go.sum; some are not in the public checksum database.
-        .env("GONOSUMDB", "*")
-        .env("GOFLAGS", "-mod=readonly")
-        .stdout(fs::File::create(&log)?)
-        .stderr(fs::File::create(&log)?.try_clone()?)
-        .status()?;
-    if !status.success() {
-        bail!("building Dapr failed; see {}", log.display());
-    }
-    step.finish();
-    Ok((daprd, scheduler))
+    let mut bins = dapr_build().build(go, cache)?.into_iter();
+    Ok((bins.next().expect("daprd"), bins.next().expect("scheduler")))
 }
 
 /// Where the Dapr build of the current sources and flags lives in the cache.
 pub fn dapr_dir(cache: &Path) -> Result<PathBuf> {
-    let module = paths::root().join("xtask/dapr");
-    let mut hash = Sha256::new();
-    for file in ["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"] {
-        hash.update(fs::read(module.join(file)).with_context(|| format!("reading xtask/dapr/{file}"))?);
+    dapr_build().dir(cache)
+}
+
+/// daprd and the scheduler, from our Go module `xtask/dapr`.
+fn dapr_build() -> GoBuild<'static> {
+    GoBuild {
+        name: "daprd + scheduler",
+        module: "xtask/dapr",
+        prefix: format!("dapr-{DAPR_VERSION}"),
+        sources: &["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"],
+        targets: &[("./cmd/daprd", "daprd"), ("./cmd/scheduler", "scheduler")],
+        ldflags: format!("-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"),
+        expect: "about 15 minutes on 2 cores, once",
     }
-    hash.update(DAPR_BUILD_FLAGS.join(" ") + " " + &dapr_ldflags());
-    Ok(cache.join(format!("dapr-{DAPR_VERSION}-{}", &hex::encode(hash.finalize())[..12])))
 }
 
 /// Where the Kafka jars live in the cache; complete once `.complete` exists.
@@ -302,16 +350,13 @@ fn kafka(mvn: &Path, cache: &Path) -> Result<PathBuf> {
     fs::write(dir.join("pom.xml"), include_str!("kafka-pom.xml").replace("KAFKA_VERSION", KAFKA_VERSION))?;
     let log = cache.join("logs").join("kafka-download.log");
     let step = Step::start("kafka", &format!("downloading the {KAFKA_VERSION} jars with Maven; log: {}", log.display()), "about a minute");
-    let status = Command::new(mvn)
-        .args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&log)?)
-        .stderr(fs::File::create(&log)?.try_clone()?)
-        .status()?;
-    if !status.success() {
-        bail!("downloading Kafka failed; see {}", log.display());
-    }
+    paths::run_logged(
+        Command::new(mvn)
+            .args(["-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime", "-DoutputDirectory=libs"])
+            .current_dir(&dir),
+        &log,
+        "downloading Kafka",
+    )?;
     fs::write(dir.join(".complete"), KAFKA_VERSION)?;
     step.finish();
     Ok(libs)

@@ -11,7 +11,11 @@
 #                               24-hour ttl.sh reference, fine for Minikube)
 #   TODO_SKIP_BUILD=1           push the already built app (no `spin build`)
 #   TODO_PROFILE                minikube (default) | production
-#   TODO_JWT_HS256_SECRET       HS256 key that verifies user JWTs
+#   BETTER_AUTH_URL             base URL of the Better Auth server whose JWTs the apps
+#                               accept (JWKS at {BETTER_AUTH_URL}/api/auth/jwks, iss, aud);
+#                               unset: HS256 tokens only
+#   CORS_ALLOWED_ORIGINS        browser origins, comma-separated (https://app.example.com)
+#   BETTER_AUTH_SECRET          HS256 key that verifies user JWTs (alias: TODO_JWT_HS256_SECRET)
 #   TODO_APP_API_TOKEN          token the Dapr sidecars present to the apps
 #   TODO_POSTGRES_PASSWORD      password of the in-cluster PostgreSQL (minikube)
 #   TODO_POSTGRES_CONNECTION_STRING
@@ -38,8 +42,30 @@ if [[ "${TODO_SKIP_BUILD:-0}" != 1 ]]; then
   log "spin build"
   (cd "$REPO_ROOT" && spin build) || die "spin build failed (see the output above)"
 fi
-log "spin registry push $image"
-(cd "$REPO_ROOT" && spin registry push "$image") ||
+# The components read WASI environment variables, which a SpinApp cannot set:
+# the settings travel in the pushed manifest (`environment` of the three
+# browser-facing components). The JWKS host is an application variable
+# (SpinApp `spec.variables`, below).
+manifest=spin.toml
+env_entries=()
+for name in BETTER_AUTH_URL CORS_ALLOWED_ORIGINS; do
+  value="${!name:-}"
+  [[ "$value" != *[\\\"]* ]] || die "$name must not contain quotes or backslashes"
+  [[ -z "$value" ]] || env_entries+=("$name = \"$value\"")
+done
+if ((${#env_entries[@]})); then
+  manifest=spin.deploy.toml
+  environment="environment = { $(IFS=,; echo "${env_entries[*]}") }"
+  # Replaces the `environment` of the three components (spin.toml's is the default).
+  awk -v env="$environment" '
+    /^\[/ { mine = ($0 ~ /^\[component\.(todo-api|audit-service|notify-service)\]$/) }
+    mine && /^environment = / { next }
+    { print }
+    mine && /^\[component\./ { print env }' \
+    "$REPO_ROOT/spin.toml" >"$REPO_ROOT/$manifest" || die "could not write $manifest"
+fi
+log "spin registry push $image ($manifest)"
+(cd "$REPO_ROOT" && spin registry push --from "$manifest" "$image") ||
   die "spin registry push $image failed (for a private registry run: spin registry login <registry>)"
 
 # --- 2. namespaces, identity, secrets ---------------------------------------------
@@ -48,7 +74,7 @@ kubectl apply -f "$SPINKUBE_DIR/base/namespaces.yaml" >/dev/null || die "could n
 kubectl apply -f "$SPINKUBE_DIR/base/rbac.yaml" >/dev/null || die "could not apply base/rbac.yaml"
 
 log "secrets (kept when they exist, generated on first run)"
-jwt="${TODO_JWT_HS256_SECRET:-$(secret_value "$APP_NS" jwt-hs256-secret jwt-hs256-secret)}"
+jwt="${TODO_JWT_HS256_SECRET:-${BETTER_AUTH_SECRET:-$(secret_value "$APP_NS" jwt-hs256-secret jwt-hs256-secret)}}"
 jwt="${jwt:-$(random_secret)}"
 token="${TODO_APP_API_TOKEN:-$(secret_value "$APP_NS" app-api-token app-api-token)}"
 token="${token:-$(random_secret)}"
@@ -81,7 +107,10 @@ done
 
 # --- 4. SpinApps --------------------------------------------------------------------
 log "SpinApps with image $image"
-sed "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" "$SPINKUBE_DIR/apps/spinapps.yaml" | kubectl apply -f - >/dev/null ||
+# The origin of BETTER_AUTH_URL (scheme://host[:port]) may be reached outbound.
+origin="$(printf '%s' "${BETTER_AUTH_URL:-http://127.0.0.1:*}" | sed -E 's#^([A-Za-z]+://[^/]+).*#\1#')"
+sed -e "s#\"$PLACEHOLDER_IMAGE\"#\"$image\"#" -e "s|\"http://127.0.0.1:[*]\" # better_auth_origin|\"$origin\"|" \
+  "$SPINKUBE_DIR/apps/spinapps.yaml" | kubectl apply -f - >/dev/null ||
   die "could not apply apps/spinapps.yaml"
 kubectl apply -f "$SPINKUBE_DIR/apps/ingress.yaml" >/dev/null || die "could not apply apps/ingress.yaml"
 # Components and configuration are read when a sidecar starts: restart the apps so a

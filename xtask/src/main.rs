@@ -4,7 +4,8 @@
 //! cargo xtask doctor                    what is installed, what is missing, how to fix it
 //! cargo xtask bootstrap                 install pinned tools into the cache
 //! cargo xtask build                     build every component for wasm32-wasip2
-//! cargo xtask dev [--store sqlite|postgres]   run the whole local stack
+//! cargo xtask dev [--store sqlite|postgres] [--better-auth]
+//!                                       run the whole local stack (with a Better Auth server)
 //! cargo xtask test                      unit tests, end-to-end on both stores, chaos
 //! cargo xtask bench [--store ...]       latency, throughput, memory; both stores by default
 //! cargo xtask chaos [--store ...]       load while killing parts; check invariants
@@ -14,12 +15,14 @@
 //! ```
 
 mod bench;
+mod better_auth;
 mod bootstrap;
 mod build;
 mod chaos;
 mod doctor;
 mod fuzz;
 mod k8s;
+mod lint;
 mod mcp_clients;
 mod paths;
 mod stack;
@@ -69,21 +72,23 @@ fn parse_store(args: &[String]) -> Result<Store> {
     }
 }
 
-/// `cargo xtask dev`: the whole stack in the foreground until Ctrl-C.
+/// `cargo xtask dev`: the whole stack in the foreground until Ctrl-C; with
+/// `--better-auth`, also the Better Auth test server, which the stack trusts.
 fn dev(args: &[String]) -> Result<()> {
     let store = parse_store(args)?;
     let tools = bootstrap::Tools::begin()?;
     build::components()?;
     let tools = tools.ready()?;
-    let stack = stack::Stack::start(&tools, store, stack::Mode::Dev)?;
+    let better_auth = args.iter().any(|a| a == "--better-auth");
+    let stack = stack::Stack::start_with(&tools, store, stack::Mode::Dev, better_auth)?;
     stack.print_summary();
     println!("\nPress Ctrl-C to stop everything.");
     stack.wait_for_interrupt();
     Ok(())
 }
 
-/// `cargo xtask test`: unit tests, the Kubernetes check, then the end-to-end suite
-/// against the real stack on each store.
+/// `cargo xtask test`: `cargo fmt --check` and clippy, unit tests, the Kubernetes
+/// check, then the end-to-end suite against the real stack on each store.
 fn test(args: &[String]) -> Result<()> {
     let stores = match args.iter().position(|a| a == "--store") {
         Some(_) => vec![parse_store(args)?],
@@ -91,6 +96,7 @@ fn test(args: &[String]) -> Result<()> {
     };
     // The tools install in the background while the workspace compiles and its unit tests run.
     let tools = bootstrap::Tools::begin()?;
+    lint::check()?;
     let mut unit_args = vec!["--workspace", "--exclude", "e2e"];
     for app in stack::APPS {
         unit_args.extend(["--exclude", app]);

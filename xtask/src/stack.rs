@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::bootstrap::{self, Host, Tools};
-use crate::paths;
+use crate::{better_auth, paths};
 
 /// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
 /// (gRPC 3520+i, internal gRPC 3530+i, public 3510+i, metrics 3540+i, profile
@@ -25,28 +25,57 @@ use crate::paths;
 pub const APPS: [&str; 6] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
 
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
-/// two stacks can run side by side.
-#[derive(Debug, Clone, Copy)]
+/// two stacks can run side by side, plus [`FRESH_STACK_SHIFT`] for the stacks
+/// of `test`, `bench` and `chaos`, so that they run while `cargo xtask dev` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     offset: u16,
 }
 
+/// How far the fresh stacks (`test`, `bench`, `chaos`) lie above the dev stack:
+/// app 4000+i, daprd 4500+i, scheduler 4560, Kafka 10092, ...
+pub const FRESH_STACK_SHIFT: u16 = 1000;
+
 impl Ports {
-    /// Ports shifted by `TODO_PORT_OFFSET` (default 0).
-    pub fn from_env() -> Result<Ports> {
-        let offset = match std::env::var("TODO_PORT_OFFSET") {
-            Ok(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
+    /// The ports of a `mode` stack, shifted by `TODO_PORT_OFFSET` (default 0).
+    pub fn from_env(mode: Mode) -> Result<Ports> {
+        Ports::new(mode, std::env::var("TODO_PORT_OFFSET").ok().as_deref())
+    }
+
+    fn new(mode: Mode, offset: Option<&str>) -> Result<Ports> {
+        let offset: u16 = match offset {
+            Some(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,
             _ => 0,
         };
-        // Each stack's ports lie in 3000+o..3005+o, 3500+o..3555+o, 9092+o..9093+o
-        // and 2xxxx+o: offsets of whole hundreds up to 400 never overlap.
+        // Each stack's ports lie in 3000+o..3006+o, 3090+o, 3500+o..3560+o, 9092+o..9093+o
+        // and 2xxxx+o (each of those +1000 for a fresh stack): offsets of whole
+        // hundreds up to 400 never overlap, with each other or across the shift.
         if offset % 100 != 0 || offset > 400 {
             bail!("TODO_PORT_OFFSET must be 0, 100, 200, 300 or 400");
         }
-        Ok(Ports { offset })
+        let shift = if mode == Mode::Dev { 0 } else { FRESH_STACK_SHIFT };
+        Ok(Ports { offset: offset + shift })
     }
+
+    /// The label of a run directory: empty for the default ports.
+    fn suffix(self, mode: Mode) -> String {
+        match self.offset - if mode == Mode::Dev { 0 } else { FRESH_STACK_SHIFT } {
+            0 => String::new(),
+            user => format!("-p{user}"),
+        }
+    }
+
     fn at(self, base: u16, index: usize) -> u16 {
         base + index as u16 + self.offset
+    }
+
+    /// Every port of the stack (apps, sidecars, scheduler, Kafka, PostgreSQL).
+    #[cfg(test)]
+    fn all(self) -> Vec<u16> {
+        let mut ports: Vec<u16> =
+            (0..APPS.len()).flat_map(|i| [3000, 3500, 3510, 3520, 3530, 3540, 3550].map(|base| self.at(base, i))).collect();
+        ports.extend([3090, 3560, 9092, 9093, 25432, 28080, 29090, 23790, 23800].map(|base| self.at(base, 0)));
+        ports
     }
     /// Component HTTP port of app `i`.
     pub fn app(self, i: usize) -> u16 {
@@ -68,7 +97,27 @@ impl Ports {
     fn postgres(self) -> u16 {
         self.at(25432, 0)
     }
+    /// The Better Auth test server (`cargo xtask test`, `cargo xtask dev --better-auth`).
+    pub fn better_auth(self) -> u16 {
+        self.at(3090, 0)
+    }
 }
+
+/// Settings of the browser-facing components that a developer may set for
+/// `cargo xtask dev` and that the wasm hosts pass on (their names are Better
+/// Auth's and the components'; see `component_kit::settings`).
+const PASSED_SETTINGS: [&str; 7] = [
+    "BETTER_AUTH_URL",
+    "BETTER_AUTH_ISSUER",
+    "BETTER_AUTH_AUDIENCE",
+    "BETTER_AUTH_JWKS_URL",
+    "BETTER_AUTH_JWKS_SECRET",
+    "CORS_ALLOWED_ORIGINS",
+    "DAPR_ONLY_ROUTES_OPEN",
+];
+
+/// The browser origin the test stack allows (a frontend's dev server).
+pub const TEST_CORS_ORIGIN: &str = "http://localhost:5173";
 const TOPICS: [&str; 4] = ["task-events", "reminders", "task-events-dlq", "reminders-dlq"];
 
 /// The state store profile.
@@ -173,6 +222,8 @@ pub struct Stack {
     postgres: Option<PathBuf>,
     summary: Vec<(String, String, PathBuf)>,
     ports: Ports,
+    /// What the wasm hosts pass to the components (see [`PASSED_SETTINGS`]).
+    settings: Vec<(String, String)>,
 }
 
 fn ensure_free(port: u16, what: &str) -> Result<()> {
@@ -198,11 +249,18 @@ fn tail(log: &Path) -> String {
 }
 
 impl Stack {
-    /// Starts every piece and waits until each is healthy.
+    /// Starts every piece and waits until each is healthy; the test stack
+    /// with the Better Auth test server.
     pub fn start(tools: &Tools, store: Store, mode: Mode) -> Result<Stack> {
+        Stack::start_with(tools, store, mode, mode == Mode::Test)
+    }
+
+    /// [`Stack::start`], with the Better Auth test server (`tests/better-auth`)
+    /// when `better_auth`: the hosts then trust it (`BETTER_AUTH_URL`).
+    pub fn start_with(tools: &Tools, store: Store, mode: Mode, better_auth: bool) -> Result<Stack> {
         let root = paths::root();
-        let ports = Ports::from_env()?;
-        let suffix = if ports.offset == 0 { String::new() } else { format!("-p{}", ports.offset) };
+        let ports = Ports::from_env(mode)?;
+        let suffix = ports.suffix(mode);
         let run_dir = root.join("target/stack").join(match mode {
             Mode::Dev => format!("dev-{store}{suffix}"),
             Mode::Test => format!("test-{store}{suffix}"),
@@ -220,7 +278,23 @@ impl Stack {
         ensure_free(ports.kafka(), "Kafka")?;
         ensure_free(ports.scheduler(), "the Dapr scheduler")?;
 
-        let mut stack = Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new(), ports };
+        let mut settings: Vec<(String, String)> =
+            PASSED_SETTINGS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok().filter(|v| !v.is_empty())?))).collect();
+        if better_auth {
+            // The bundled Better Auth server is trusted, and nothing else.
+            settings.retain(|(k, _)| !k.starts_with("BETTER_AUTH_"));
+            settings.push(("BETTER_AUTH_URL".into(), format!("http://127.0.0.1:{}", ports.better_auth())));
+        }
+        if mode == Mode::Test {
+            // A frontend's origin, for the CORS tests.
+            settings.retain(|(k, _)| k != "CORS_ALLOWED_ORIGINS");
+            settings.push(("CORS_ALLOWED_ORIGINS".into(), TEST_CORS_ORIGIN.into()));
+        }
+        let mut stack = Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new(), ports, settings };
+        stack.write_secrets()?;
+        if better_auth {
+            stack.start_better_auth()?;
+        }
         if store == Store::Postgres {
             stack.start_postgres()?;
         }
@@ -275,9 +349,7 @@ impl Stack {
     /// `daprd-audit-service`) with SIGKILL, as a crash would.
     pub fn kill(&mut self, name: &str) -> Result<()> {
         let p = self.proc_mut(name)?;
-        p.child.kill().with_context(|| format!("killing {name}"))?;
-        p.child.wait()?;
-        Ok(())
+        kill_group(&mut p.child).with_context(|| format!("killing {name}"))
     }
 
     /// Starts `name` again with the command that first started it (its log
@@ -286,6 +358,31 @@ impl Stack {
         let p = self.proc_mut(name)?;
         p.child = start_logged(&mut p.launch.command(), &p.log, true).with_context(|| format!("cannot restart {name}"))?;
         self.wait(name)
+    }
+
+    /// `<run_dir>/secrets.json`, the local secret store: the development
+    /// secrets, with the HS256 key replaced by `BETTER_AUTH_SECRET` when set.
+    fn write_secrets(&self) -> Result<()> {
+        let text = fs::read_to_string(paths::root().join("dapr/secrets.dev.json"))?;
+        let mut secrets: serde_json::Value = serde_json::from_str(&text)?;
+        secrets["jwt-hs256-secret"] = serde_json::Value::String(hs256_secret()?);
+        fs::write(self.secrets_file(), serde_json::to_string_pretty(&secrets)?)?;
+        Ok(())
+    }
+
+    fn secrets_file(&self) -> PathBuf {
+        self.run_dir.join("secrets.json")
+    }
+
+    /// The Better Auth test server (`tests/better-auth`) that the suite signs up with.
+    fn start_better_auth(&mut self) -> Result<()> {
+        let port = self.ports.better_auth();
+        ensure_free(port, "the Better Auth test server")?;
+        let mut cmd = better_auth::command(&better_auth::install()?, port);
+        self.spawn("better-auth", &mut cmd, Probe::Http(format!("http://127.0.0.1:{port}/test/health")))?;
+        self.wait("better-auth")?;
+        self.summary.push(("better-auth".into(), format!("http://127.0.0.1:{port}"), self.run_dir.join("logs/better-auth.log")));
+        Ok(())
     }
 
     fn start_postgres(&mut self) -> Result<()> {
@@ -416,7 +513,8 @@ impl Stack {
     fn start_host(&mut self, tools: &Tools, index: usize, app: &str) -> Result<()> {
         let root = paths::root();
         let port = self.ports.app(index);
-        let env = [("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", self.ports.dapr(index)))];
+        let mut env = vec![("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", self.ports.dapr(index)))];
+        env.extend(self.settings.iter().cloned());
         let mut cmd = match &tools.host {
             Host::Wasmtime(wasmtime) => {
                 let wasm = root.join(format!("target/wasm32-wasip2/release/{}.wasm", app.replace('-', "_")));
@@ -435,6 +533,10 @@ impl Stack {
                 for (k, v) in &env {
                     cmd.args(["--env", &format!("{k}={v}")]);
                 }
+                // Spin lets a component reach only its allowed hosts: the JWKS's among them.
+                if let Some((_, url)) = env.iter().find(|(k, _)| k == "BETTER_AUTH_URL") {
+                    cmd.args(["--variable", &format!("better_auth_origin={}", origin(url))]);
+                }
                 cmd
             }
         };
@@ -449,7 +551,7 @@ impl Stack {
         let root = paths::root();
         let ports = self.ports;
         let port = |base: u16| ports.at(base, index).to_string();
-        let secrets = root.join("dapr/secrets.dev.json");
+        let secrets = self.secrets_file();
         let app_token = dev_secret(&secrets, "app-api-token")?;
         let name = format!("daprd-{app}");
         self.spawn(
@@ -545,7 +647,7 @@ impl Stack {
     pub fn test_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("TODO_E2E".to_string(), "1".to_string()),
-            ("TODO_SECRETS_FILE".to_string(), paths::root().join("dapr/secrets.dev.json").display().to_string()),
+            ("TODO_SECRETS_FILE".to_string(), self.secrets_file().display().to_string()),
             ("TODO_CONTRACTS_DIR".to_string(), paths::root().join("specs/contracts").display().to_string()),
             ("TODO_STACK_DIR".to_string(), self.run_dir.display().to_string()),
         ];
@@ -553,6 +655,7 @@ impl Stack {
         if let Some(kafka) = self.procs.iter().find(|p| p.name == "kafka") {
             env.push(("TODO_KAFKA_PID".to_string(), kafka.child.id().to_string()));
         }
+        env.extend(self.settings.iter().cloned());
         for (i, app) in APPS.iter().enumerate() {
             let var = app.to_uppercase().replace('-', "_");
             env.push((format!("{var}_URL"), format!("http://127.0.0.1:{}", self.ports.app(i))));
@@ -588,7 +691,22 @@ impl Stack {
     }
 }
 
-/// A value from the development secrets file (`dapr/secrets.dev.json`).
+/// `scheme://host[:port]` of `url`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |i| &url[..after_scheme + i])
+}
+
+/// The HS256 key of user tokens: `BETTER_AUTH_SECRET` when set, else the
+/// development secret of `dapr/secrets.dev.json`.
+pub fn hs256_secret() -> Result<String> {
+    match std::env::var("BETTER_AUTH_SECRET") {
+        Ok(secret) if !secret.is_empty() => Ok(secret),
+        _ => dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret"),
+    }
+}
+
+/// A value from a secrets file (`dapr/secrets.dev.json`, or a stack's copy).
 pub fn dev_secret(file: &Path, key: &str) -> Result<String> {
     let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text)?;
@@ -607,7 +725,7 @@ impl Drop for Stack {
             }
         }
         while let Some(mut p) = self.procs.pop() {
-            let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).stderr(Stdio::null()).status();
+            signal_group(&p.child, "TERM");
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = p.child.try_wait() {
@@ -615,8 +733,7 @@ impl Drop for Stack {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            let _ = kill_group(&mut p.child);
         }
         if let (Some(data), Ok(bin)) = (&self.postgres, bootstrap::postgres_bin()) {
             let mut cmd = if bootstrap::is_root() {
@@ -631,10 +748,26 @@ impl Drop for Stack {
     }
 }
 
-/// Spawns `cmd` with stdout and stderr into `log` (appended to, or truncated).
+/// Spawns `cmd` with stdout and stderr into `log` (appended to, or truncated),
+/// as the leader of its own process group: `spin up` serves from a child
+/// process (`spin trigger http`), which must go down with it.
 fn start_logged(cmd: &mut Command, log: &Path, append: bool) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
     let out = fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(log)?;
-    Ok(cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).spawn()?)
+    Ok(cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0).spawn()?)
+}
+
+/// Sends `signal` (e.g. `TERM`) to the process group that `child` leads.
+fn signal_group(child: &Child, signal: &str) {
+    let _ = Command::new("kill").args([&format!("-{signal}"), "--", &format!("-{}", child.id())]).stderr(Stdio::null()).status();
+}
+
+/// Kills (SIGKILL) the process group that `child` leads, children included,
+/// and reaps `child`.
+fn kill_group(child: &mut Child) -> Result<()> {
+    signal_group(child, "KILL");
+    child.wait()?;
+    Ok(())
 }
 
 /// Stops a process this stack did not spawn itself (one a test respawned):
@@ -647,4 +780,60 @@ fn stop_pid(pid: u32) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_stacks_and_the_dev_stack_share_no_port() {
+        let offsets = ["0", "100", "200", "300", "400"];
+        let mut seen = std::collections::HashMap::new();
+        for mode in [Mode::Dev, Mode::Test] {
+            for offset in offsets {
+                let ports = Ports::new(mode, Some(offset)).unwrap();
+                for port in ports.all() {
+                    if let Some(other) = seen.insert(port, (mode, offset)) {
+                        panic!("port {port} of {mode:?}+{offset} is also {other:?}'s");
+                    }
+                }
+            }
+        }
+        assert_eq!(Ports::new(Mode::Test, None).unwrap(), Ports::new(Mode::Chaos, Some("")).unwrap());
+        assert_ne!(Ports::new(Mode::Test, None).unwrap().app(0), Ports::new(Mode::Dev, None).unwrap().app(0));
+        assert_eq!(Ports::new(Mode::Chaos, Some("300")).unwrap().suffix(Mode::Chaos), "-p300");
+        assert!(Ports::new(Mode::Dev, Some("50")).is_err());
+    }
+
+    /// A host whose server runs in a child process (as `spin up` does) frees
+    /// its port when the stack kills it.
+    #[test]
+    fn killing_a_host_frees_the_port_its_child_serves() {
+        let port = 38_000 + (std::process::id() % 2000) as u16;
+        let log = std::env::temp_dir().join(format!("xtask-kill-group-{port}.log"));
+        let server = format!("python3 -m http.server --bind 127.0.0.1 {port} & wait");
+        let mut parent = start_logged(Command::new("sh").args(["-c", &server]), &log, false).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !port_open(port) {
+            assert!(Instant::now() < deadline, "the child never listened: {}", tail(&log));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill_group(&mut parent).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while port_open(port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let still_open = port_open(port);
+        // Do not leave an orphan behind when the check fails: its group outlives the leader.
+        signal_group(&parent, "KILL");
+        let _ = fs::remove_file(&log);
+        assert!(!still_open, "port {port} is still served after the kill");
+    }
+
+    #[test]
+    fn an_origin_drops_the_path() {
+        assert_eq!(super::origin("https://auth.example.com/base/path"), "https://auth.example.com");
+        assert_eq!(super::origin("http://127.0.0.1:4100"), "http://127.0.0.1:4100");
+    }
 }

@@ -1,11 +1,10 @@
 //! `cargo xtask token <user>`: a development JWT signed with the local stack's
-//! development HS256 secret (`dapr/secrets.dev.json`).
+//! HS256 secret (`BETTER_AUTH_SECRET` when set, else `dapr/secrets.dev.json`).
 
 use anyhow::{Context, Result};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
-use crate::paths;
-use crate::stack::dev_secret;
+use crate::stack::hs256_secret;
 
 /// Prints a token for the user named in `args` (`--ttl SECONDS`, default 1 day).
 pub fn print(args: &[String]) -> Result<()> {
@@ -14,7 +13,7 @@ pub fn print(args: &[String]) -> Result<()> {
         Some(i) => args.get(i + 1).context("--ttl needs a number of seconds")?.parse().context("--ttl must be a number")?,
         None => 86_400,
     };
-    let secret = dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+    let secret = hs256_secret()?;
     println!("{}", sign(user, ttl, secret.as_bytes())?);
     Ok(())
 }

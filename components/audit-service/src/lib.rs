@@ -11,7 +11,7 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, delivery, health, json, Problem, Settings};
+use component_kit::{auth, cors, delivery, health, json, readiness, telemetry, Problem, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -22,8 +22,14 @@ const APP_ID: &str = "audit-service";
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
+    telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/audit-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/audit-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/audit/task-events", |req, _| receive(req));
     router.post_async("/internal/audit/reminders", |req, _| receive(req));
     router.get_async("/audit/:user_id", |req, params| respond(list(req, params)));
@@ -59,7 +65,7 @@ async fn receive(req: Request) -> Response {
     let event = match AuditedEvent::from_cloudevent(req.body()) {
         Ok(event) => event,
         Err(e) => {
-            eprintln!("dropping unrecordable event: {e}");
+            telemetry::warn("dropping an unrecordable event").error(e).emit();
             return delivery::status("DROP");
         }
     };

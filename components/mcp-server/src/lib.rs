@@ -12,7 +12,7 @@
 use base64::Engine as _;
 use component_kit::cors::Cors;
 use component_kit::settings::env_or;
-use component_kit::{auth, health, Problem, Settings};
+use component_kit::{auth, health, readiness, Problem, Settings};
 use dapr_http::Dapr;
 use mcp_protocol::rpc::{self, Message, RpcError};
 use mcp_protocol::tools::{self, Plan, Verb};
@@ -31,6 +31,7 @@ const MAX_BODY: usize = 64 * 1024;
 async fn handle(req: Request) -> impl IntoResponse {
     let mut router = Router::new();
     router.get("/healthz/mcp-server", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/mcp-server", |_: Request, _: Params| readiness(APP_ID));
     router.get("/.well-known/oauth-protected-resource", |req: Request, _: Params| metadata(&req));
     router.get("/.well-known/oauth-protected-resource/*", |req: Request, _: Params| metadata(&req));
     router.post_async("/mcp", |req, _| mcp(req));

@@ -16,10 +16,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use component_kit::cors::Cors;
+use component_kit::cors::{self, Cors};
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, delivery, health, json, stream_token, Problem, Settings};
+use component_kit::{auth, delivery, health, json, readiness, stream_token, telemetry, Problem, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
 use spin_sdk::http::{Headers, OutgoingResponse, Params, Request, Response, ResponseOutparam, Router};
@@ -31,20 +31,25 @@ const APP_ID: &str = "notify-service";
 
 #[http_component]
 async fn handle(req: Request, out: ResponseOutparam) {
+    telemetry::begin(APP_ID, &req);
     if let Some(user) = stream_path(&req) {
         return stream(req, user, out).await;
     }
+    let response = cors::handle(req, route).await;
+    send_whole(out, response).await;
+}
+
+async fn route(req: Request) -> Response {
     let mut router = Router::new();
     router.get("/healthz/notify-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/notify-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/notify/task-events", |req, _| receive(req));
     router.post_async("/internal/notify/reminders", |req, _| receive(req));
     router.get_async("/api/:user_id/changes", |req, params| respond(req, params, changes));
     router.post_async("/api/:user_id/stream-token", |req, params| respond(req, params, issue_stream_token));
     router.get_async("/api/:user_id/notifications", |req, params| respond(req, params, notifications));
     router.post_async("/api/:user_id/notifications/:id/read", |req, params| respond(req, params, mark_read));
-    router.options("/api/:user_id/*", |req: Request, _: Params| Cors::from_env().preflight(&req));
-    let response = router.handle_async(req).await;
-    send_whole(out, response).await;
+    router.handle_async(req).await
 }
 
 /// The user of `GET /api/{user_id}/stream`.
@@ -64,29 +69,21 @@ async fn send_whole(out: ResponseOutparam, mut response: Response) {
     match OutgoingResponse::try_from(response) {
         Ok(response) => {
             if let Err(e) = out.set_with_body(response, body).await {
-                eprintln!("cannot send the response: {e}");
+                telemetry::warn("cannot send the response").error(e).emit();
             }
         }
-        Err(e) => eprintln!("cannot convert the response: {e}"),
+        Err(e) => telemetry::error("cannot convert the response").error(e).emit(),
     }
 }
 
-/// Runs a user route and adds the CORS headers for an allowed origin.
+/// Runs a user route; errors become problem+json.
 async fn respond<F, Fut>(req: Request, params: Params, handler: F) -> Response
 where
     F: FnOnce(Request, String, Params) -> Fut,
     Fut: std::future::Future<Output = Result<Response, Problem>>,
 {
-    let cors = Cors::from_env();
-    let origin = cors.allowed_origin(&req).map(str::to_owned);
     let user = params.get("user_id").unwrap_or_default().to_owned();
-    let mut response = handler(req, user, params).await.unwrap_or_else(Problem::into_response);
-    if let Some(origin) = origin {
-        for (k, v) in cors.headers(&origin) {
-            response.set_header(k, v);
-        }
-    }
-    response
+    handler(req, user, params).await.unwrap_or_else(Problem::into_response)
 }
 
 fn feed_head(user: &UserId) -> String {
@@ -121,7 +118,7 @@ async fn receive(req: Request) -> Response {
     let event = match feed::event_from_cloudevent(req.body()) {
         Ok(event) => event,
         Err(e) => {
-            eprintln!("dropping unrecordable event: {e}");
+            telemetry::warn("dropping an unrecordable event").error(e).emit();
             return delivery::status("DROP");
         }
     };
@@ -186,15 +183,17 @@ async fn changes(req: Request, user: String, _: Params) -> Result<Response, Prob
     Ok(json(200, &query.page(head, items)))
 }
 
-/// `POST /api/{user_id}/stream-token`: a 60 s token for `?token=` on the stream.
+/// `POST /api/{user_id}/stream-token`: a token for `?token=` on the stream
+/// (opens one for 60 s, re-opens a reconnecting one for an hour).
 async fn issue_stream_token(req: Request, user: String, _: Params) -> Result<Response, Problem> {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
     let user = auth::user(&req, &user, &dapr, &settings).await?;
     let secret = stream_token::secret(&dapr, &settings).await?;
     let (token, claims) = stream_token::sign(&user, Utc::now(), secret.as_bytes())?;
-    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+    let at = |secs| chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     let body = serde_json::json!({
-        "token": token, "token_type": "stream", "expires_in": feed::STREAM_TOKEN_TTL_SECS, "expires_at": expires_at,
+        "token": token, "token_type": "stream", "expires_in": feed::STREAM_TOKEN_TTL_SECS, "expires_at": at(claims.exp),
+        "reconnect_until": at(claims.reconnect_until),
     });
     let mut response = json(201, &body);
     response.set_header("cache-control", "no-store");
@@ -270,14 +269,9 @@ impl StreamConfig {
 async fn stream(req: Request, user: String, out: ResponseOutparam) {
     let cors = Cors::from_env();
     let origin = cors.allowed_origin(&req).map(str::to_owned);
-    let refuse = |problem: Problem| {
-        let mut response = problem.into_response();
-        if let Some(origin) = &origin {
-            for (k, v) in cors.headers(origin) {
-                response.set_header(k, v);
-            }
-        }
-        response
+    let refuse = |problem: Problem| match &origin {
+        Some(origin) => cors.with_headers(origin, problem.into_response()),
+        None => problem.into_response(),
     };
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
     let last_event_id = req.header("last-event-id").and_then(|v| v.as_str());
@@ -285,7 +279,7 @@ async fn stream(req: Request, user: String, out: ResponseOutparam) {
         Ok(q) => q,
         Err(e) => return send_whole(out, refuse(e.into())).await,
     };
-    let user = match stream_token::stream_user(&req, &user, query.token.as_deref(), &dapr, &settings).await {
+    let user = match stream_token::stream_user(&req, &user, &query, &dapr, &settings).await {
         Ok(user) => user,
         Err(problem) => return send_whole(out, refuse(problem)).await,
     };
@@ -323,7 +317,7 @@ async fn stream(req: Request, user: String, out: ResponseOutparam) {
         let head = match read_head(&dapr, &store, &head_key).await {
             Ok(head) => head,
             Err(e) => {
-                eprintln!("stream for {user}: {e}; closing so that the client reconnects");
+                telemetry::warn("stream closed so that the client reconnects").user(&user).error(e).emit();
                 break;
             }
         };

@@ -10,7 +10,7 @@
 //! under the occurrence record `occurrence:{user}:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::{delivery, health, Problem, Settings};
+use component_kit::{delivery, health, readiness, telemetry, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -22,8 +22,10 @@ const TODO_API: &str = "todo-api";
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/recurring-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/recurring-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/recurring/task-events", |req, _| task_event(req));
     router.handle_async(req).await
 }
@@ -54,25 +56,22 @@ async fn task_event(req: Request) -> Response {
         }
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
+    let refused = |what: &str, code: u16, body: &[u8]| {
+        telemetry::warn(format!("todo-api answered {code} for occurrence {} of {}: {what}", request.occurrence, request.series_id))
+            .user(&event.user_id)
+            .task(event.task.id)
+            .event(event.event_id)
+            .error(String::from_utf8_lossy(body))
+            .emit();
+    };
     match dapr.invoke_post(TODO_API, &method, &request).await {
         Ok((200..=299, _)) => delivery::status("SUCCESS"),
         Ok((code @ (400 | 413 | 415 | 422), body)) => {
-            eprintln!(
-                "dropping {}: todo-api refused occurrence {} of {} ({code}): {}",
-                event.event_id,
-                request.occurrence,
-                request.series_id,
-                String::from_utf8_lossy(&body)
-            );
+            refused("dropping the event", code, &body);
             delivery::status("DROP")
         }
         Ok((code, body)) => {
-            eprintln!(
-                "todo-api answered {code} for occurrence {} of {}: {}",
-                request.occurrence,
-                request.series_id,
-                String::from_utf8_lossy(&body)
-            );
+            refused("retrying", code, &body);
             Problem::unavailable(format!("todo-api answered {code}; retry")).into_response()
         }
         Err(e) => Problem::from(e).into_response(),

@@ -15,7 +15,7 @@
 //! (scheduling overwrites, deleting a missing job succeeds).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use component_kit::{auth, delivery, health, Problem, Settings};
+use component_kit::{auth, delivery, health, readiness, telemetry, Problem, Settings};
 use dapr_http::{Dapr, DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -33,8 +33,10 @@ const JOB_RETRY: JobRetry = JobRetry { interval_secs: 2, max_retries: 1800 };
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/reminder-service", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/reminder-service", |_: Request, _: Params| readiness(APP_ID));
     router.post_async("/internal/reminder/task-events", |req, _| task_event(req));
     router.post_async("/job/:name", job);
     router.handle_async(req).await
@@ -119,7 +121,7 @@ async fn job(req: Request, params: Params) -> Response {
     let data: JobData = match serde_json::from_slice(req.body()) {
         Ok(data) => data,
         Err(e) => {
-            eprintln!("job {name}: finishing a job whose data cannot be read: {e}");
+            telemetry::warn(format!("job {name}: finishing a job whose data cannot be read")).error(e).emit();
             return delivery::status("SKIPPED");
         }
     };
@@ -150,7 +152,7 @@ async fn fire(dapr: &Dapr, settings: &Settings, name: &str, data: &JobData) -> R
                 })
             }
             Firing::Skip(why) => {
-                eprintln!("job {name}: skipped: {why}");
+                telemetry::info(format!("job {name}: skipped: {why}")).user(&data.user_id).task(data.task_id).emit();
                 return Ok("SKIPPED");
             }
             Firing::Early(at) => {

@@ -1,13 +1,14 @@
 //! `todo-api`: the HTTP API of the Todo platform and the only writer of task state.
 //!
 //! Every change commits the task, the user's ledger and the change's event (in
-//! the outbox) in one Dapr state transaction, then publishes the event at once.
+//! the outbox) in one Dapr state transaction, then publishes the event at once
+//! (or, when that fails, the relay job does: see `outbox`).
 
 mod outbox;
 mod routes;
 mod store;
 
-use component_kit::{auth, health, Problem, Settings};
+use component_kit::{auth, cors, health, readiness, telemetry, Problem, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
 use spin_sdk::http_component;
@@ -22,8 +23,14 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
+    cors::handle(req, route).await
+}
+
+async fn route(req: Request) -> Response {
+    telemetry::begin(APP_ID, &req);
     let mut router = Router::new();
     router.get("/healthz/todo-api", |_: Request, _: Params| health(APP_ID));
+    router.get_async("/readyz/todo-api", |_: Request, _: Params| readiness(APP_ID));
     router.get("/openapi.json", |_: Request, _: Params| openapi());
     router.post_async("/api/:user_id/tasks", |req, params| respond(routes::create(req, params)));
     router.get_async("/api/:user_id/tasks", |req, params| respond(routes::list(req, params)));
@@ -37,6 +44,8 @@ async fn handle(req: Request) -> impl IntoResponse {
     router.patch_async("/api/:user_id/tasks/:id/complete", |req, params| respond(routes::complete(req, params)));
     // Dapr service invocation only (recurring-service): the next occurrence of a series.
     router.post_async("/internal/todo/:user_id/occurrences", |req, params| respond(routes::create_occurrence(req, params)));
+    // The Dapr job that publishes outboxes left behind by a failed publish.
+    router.post_async(&format!("/job/{}", outbox::RELAY), outbox::relay_job);
     problem_if_unrouted(router.handle_async(req).await)
 }
 

@@ -4,7 +4,9 @@
 //! [`UserLedger`]; `task:{user}:{id}` a task; `outbox:{user}:{seq}` an event
 //! committed but not yet known to be published; `idem:{user}:{key}` the task a
 //! client's `Idempotency-Key` created (for 24 hours); `occurrence:{user}:{series}:{n}`
-//! the task that is occurrence `n` of a series (kept, see `specs/data-model.md`).
+//! the task that is occurrence `n` of a series (kept, see `specs/data-model.md`);
+//! `outbox-relay` the users whose outbox the relay job still has to publish
+//! (`todo_domain::relay::RelayQueue`).
 
 use dapr_http::{DaprError, StateOp, Versioned};
 use serde::{Deserialize, Serialize};

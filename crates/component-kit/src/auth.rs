@@ -1,9 +1,12 @@
 //! Who is calling: users (JWT bearer tokens) and the Dapr sidecar (app API token).
 //!
-//! Tokens are HS256 with a shared secret (what the existing frontend's auth
-//! issues), or EdDSA / RS256 verified with a configured public key (PEM). Keys
-//! come from the Dapr secret store on every request: a Spin instance lives for
-//! one request, so there is no cache to go stale.
+//! A user token is either signed by a Better Auth server (`BETTER_AUTH_URL`):
+//! EdDSA, ES256/ES384, RS256/384/512 or PS256/384/512 with the key its `kid`
+//! names in that server's JWKS ([`crate::jwks`]), `iss` and `aud` as
+//! configured; or HS256 with the shared secret (`BETTER_AUTH_SECRET`, read
+//! from the Dapr secret store on every request). `exp` is required, `nbf`
+//! checked, both with [`LEEWAY_SECS`] of clock skew; `alg: none` and HS* with a
+//! public key never pass.
 
 use dapr_http::Dapr;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -11,10 +14,11 @@ use serde::Deserialize;
 use spin_sdk::http::Request;
 use todo_domain::UserId;
 
-use crate::{Problem, Settings};
+use crate::settings::BetterAuth;
+use crate::{jwks, Problem, Settings};
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 30;
+pub const LEEWAY_SECS: u64 = 30;
 
 #[derive(Deserialize)]
 struct Claims {
@@ -23,60 +27,76 @@ struct Claims {
 
 /// Checks the bearer token and that its subject owns `path_user`.
 ///
-/// 401 without a valid token, 403 when the token belongs to another user.
+/// 401 without a valid token, 403 when the token belongs to another user,
+/// 503 when the keys to check it cannot be had.
 pub async fn user(req: &Request, path_user: &str, dapr: &Dapr, settings: &Settings) -> Result<UserId, Problem> {
     let token = bearer(req).ok_or_else(|| Problem::unauthorized("an `Authorization: Bearer <JWT>` header is required"))?;
-    let alg = decode_header(token).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?.alg;
-    let key_name = match alg {
-        Algorithm::HS256 => &settings.jwt_secret,
-        Algorithm::EdDSA | Algorithm::RS256 => &settings.jwt_public_key,
-        other => return Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
-    };
-    let key = dapr.secret(&settings.secret_store, key_name).await?;
-    let key = match (alg, key) {
-        (_, Some(key)) => key,
-        (Algorithm::HS256, None) => return Err(Problem::unavailable(format!("secret `{key_name}` is not configured"))),
-        (_, None) => return Err(Problem::unauthorized(format!("{alg:?} tokens are not accepted: no public key is configured"))),
-    };
-    let subject = verify(token, alg, key.as_bytes())?;
-    if subject.as_str() != path_user {
-        return Err(Problem::forbidden("the token's subject does not own this path"));
-    }
-    Ok(subject)
+    owns(verify_token(token, dapr, settings).await?, path_user)
 }
 
-/// Verifies a token signed with `alg` (`key`: the HS256 secret, or the PEM
-/// public key for EdDSA and RS256): signature, `exp` (required) and `nbf`
-/// (when present). Returns the subject.
-pub fn verify(token: &str, alg: Algorithm, key: &[u8]) -> Result<UserId, Problem> {
-    let key = match alg {
-        Algorithm::HS256 => DecodingKey::from_secret(key),
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(key),
-        Algorithm::RS256 => DecodingKey::from_rsa_pem(key),
-        other => return Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
+/// The subject, when it is `path_user`; 403 otherwise.
+pub fn owns(subject: UserId, path_user: &str) -> Result<UserId, Problem> {
+    if subject.as_str() == path_user {
+        Ok(subject)
+    } else {
+        Err(Problem::forbidden("the token's subject does not own this path"))
     }
-    .map_err(|e| key_error(alg, key, e))?;
+}
+
+/// Verifies a user token however it reached the service; returns its subject.
+pub async fn verify_token(token: &str, dapr: &Dapr, settings: &Settings) -> Result<UserId, Problem> {
+    let header = decode_header(token).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
+    match header.alg {
+        Algorithm::HS256 => {
+            let key = dapr
+                .secret(&settings.secret_store, &settings.jwt_secret)
+                .await?
+                .ok_or_else(|| Problem::unavailable(format!("secret `{}` is not configured", settings.jwt_secret)))?;
+            verify_hs256(token, key.as_bytes(), settings.better_auth.as_ref())
+        }
+        alg if jwks::ALLOWED.contains(&alg) => {
+            let trusted = settings.better_auth.as_ref().ok_or_else(|| {
+                Problem::unauthorized(format!("{alg:?} tokens are not accepted: no Better Auth server is configured (BETTER_AUTH_URL)"))
+            })?;
+            let kid = header.kid.as_deref();
+            let keys = jwks::keys_for(kid, &trusted.jwks, dapr, settings).await?;
+            let jwk = keys.find(kid).ok_or_else(|| Problem::unauthorized("the token's key (`kid`) is not in the auth server's JWKS"))?;
+            verify_signed(token, alg, &jwks::decoding_key(jwk, alg)?, trusted)
+        }
+        other => Err(Problem::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
+    }
+}
+
+/// Verifies an HS256 token signed with `secret`. An `aud` is refused unless it
+/// is the Better Auth server's (so stream tokens never pass as user tokens).
+pub fn verify_hs256(token: &str, secret: &[u8], trusted: Option<&BetterAuth>) -> Result<UserId, Problem> {
+    let key = DecodingKey::from_secret(secret).map_err(|e| Problem::unavailable(format!("unusable JWT key: {e}")))?;
+    let mut validation = validation(Algorithm::HS256, &["exp", "sub"]);
+    if let Some(trusted) = trusted {
+        validation.set_audience(&[&trusted.audience]);
+    }
+    check(token, &key, &validation)
+}
+
+/// Verifies a token of the Better Auth server `trusted`, signed with `alg` by `key`.
+pub fn verify_signed(token: &str, alg: Algorithm, key: &DecodingKey, trusted: &BetterAuth) -> Result<UserId, Problem> {
+    let mut validation = validation(alg, &["exp", "sub", "iss", "aud"]);
+    validation.set_issuer(&[&trusted.issuer]);
+    validation.set_audience(&[&trusted.audience]);
+    check(token, key, &validation)
+}
+
+fn validation(alg: Algorithm, required: &[&str]) -> Validation {
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    let data = decode::<Claims>(token, &key, &validation).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
-    UserId::parse(&data.claims.sub).map_err(|e| Problem::unauthorized(format!("invalid token subject: {e}")))
+    validation.set_required_spec_claims(required);
+    validation
 }
 
-/// Why the configured public key cannot check a token claiming `alg`. There is
-/// one public key: a key for the other algorithm refuses the token (401); a
-/// key for neither is a misconfiguration (503).
-fn key_error(alg: Algorithm, pem: &[u8], e: jsonwebtoken::errors::Error) -> Problem {
-    let other_fits = match alg {
-        Algorithm::EdDSA => DecodingKey::from_rsa_pem(pem).is_ok(),
-        _ => DecodingKey::from_ed_pem(pem).is_ok(),
-    };
-    if other_fits {
-        Problem::unauthorized(format!("tokens signed with {alg:?} are not accepted: the configured key is for another algorithm"))
-    } else {
-        Problem::unavailable(format!("unusable JWT key: {e}"))
-    }
+fn check(token: &str, key: &DecodingKey, validation: &Validation) -> Result<UserId, Problem> {
+    let data = decode::<Claims>(token, key, validation).map_err(|e| Problem::unauthorized(format!("invalid token: {e}")))?;
+    UserId::parse(&data.claims.sub).map_err(|e| Problem::unauthorized(format!("invalid token subject: {e}")))
 }
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -87,20 +107,32 @@ fn bearer(req: &Request) -> Option<&str> {
 
 /// Admits only the Dapr sidecar on routes that only Dapr calls (subscriptions,
 /// jobs, service invocation), by the `dapr-api-token` header it sends when the
-/// app API token is configured. Fails closed when the secret is missing.
+/// app API token is configured. Fails closed: a missing secret is a 503, and
+/// an empty `APP_API_TOKEN_SECRET` a 401, unless a developer explicitly set
+/// `DAPR_ONLY_ROUTES_OPEN=true`.
 pub async fn dapr_only(req: &Request, dapr: &Dapr, settings: &Settings) -> Result<(), Problem> {
-    if settings.app_token_secret.is_empty() {
-        return Ok(());
-    }
+    let Some(secret) = app_token_secret(settings)? else { return Ok(()) };
     let expected = dapr
-        .secret(&settings.secret_store, &settings.app_token_secret)
+        .secret(&settings.secret_store, secret)
         .await?
-        .ok_or_else(|| Problem::unavailable(format!("secret `{}` is not configured", settings.app_token_secret)))?;
+        .ok_or_else(|| Problem::unavailable(format!("secret `{secret}` is not configured")))?;
     let presented = req.header("dapr-api-token").and_then(|v| v.as_str()).unwrap_or_default();
     if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(Problem::unauthorized("this route accepts only calls from the Dapr sidecar"))
+    }
+}
+
+/// The secret that holds the app API token; `None` only when a developer opened
+/// Dapr-only routes explicitly; 401 when no secret is named and they did not.
+fn app_token_secret(settings: &Settings) -> Result<Option<&str>, Problem> {
+    match (settings.app_token_secret.as_str(), settings.dapr_only_routes_open) {
+        ("", true) => Ok(None),
+        ("", false) => Err(Problem::unauthorized(
+            "this route accepts only calls from the Dapr sidecar, and no app API token is configured (APP_API_TOKEN_SECRET)",
+        )),
+        (name, _) => Ok(Some(name)),
     }
 }
 
@@ -111,6 +143,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::jwk::Jwk;
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
@@ -122,44 +155,92 @@ mod tests {
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
     }
 
-    fn verify_hs256(token: &str, secret: &[u8]) -> Result<UserId, Problem> {
-        verify(token, Algorithm::HS256, secret)
+    fn verify_hs(token: &str, secret: &[u8]) -> Result<UserId, Problem> {
+        verify_hs256(token, secret, None)
     }
 
     // Test-only key pairs, generated for these tests; they protect nothing.
     const ED_PRIVATE: &[u8] = include_bytes!("../testdata/ed25519-test-only.pem");
-    const ED_PUBLIC: &[u8] = include_bytes!("../testdata/ed25519-test-only.pub");
     const RSA_PRIVATE: &[u8] = include_bytes!("../testdata/rsa-test-only.pem");
-    const RSA_PUBLIC: &[u8] = include_bytes!("../testdata/rsa-test-only.pub");
+    const EC_PRIVATE: &[u8] = include_bytes!("../testdata/p256-test-only.pem");
 
-    #[test]
-    fn eddsa_and_rs256_tokens_verify_with_their_public_keys() {
-        let claims = json!({"sub": "dave", "exp": now() + 60});
-        let ed = encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap()).unwrap();
-        let rsa = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap()).unwrap();
-        assert_eq!(verify(&ed, Algorithm::EdDSA, ED_PUBLIC).unwrap().as_str(), "dave");
-        assert_eq!(verify(&rsa, Algorithm::RS256, RSA_PUBLIC).unwrap().as_str(), "dave");
-        // A token checked with the other key, or claiming another algorithm, fails.
-        assert_eq!(verify(&ed, Algorithm::RS256, RSA_PUBLIC).unwrap_err().status, 401);
-        assert_eq!(verify(&rsa, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);
-        // A token claiming the algorithm the configured key is not for is refused,
-        // whatever it carries; a key for neither is the operator's problem.
-        assert_eq!(verify(&ed, Algorithm::RS256, ED_PUBLIC).unwrap_err().status, 401);
-        assert_eq!(verify(&rsa, Algorithm::EdDSA, RSA_PUBLIC).unwrap_err().status, 401);
-        assert_eq!(verify(&ed, Algorithm::EdDSA, b"not a key").unwrap_err().status, 503);
-        let expired = json!({"sub": "dave", "exp": now() - 3600});
-        let old = encode(&Header::new(Algorithm::EdDSA), &expired, &EncodingKey::from_ed_pem(ED_PRIVATE).unwrap()).unwrap();
-        assert_eq!(verify(&old, Algorithm::EdDSA, ED_PUBLIC).unwrap_err().status, 401);
+    fn better_auth() -> BetterAuth {
+        BetterAuth::new("http://127.0.0.1:4100", None, None, None, None)
+    }
+
+    /// A token as Better Auth signs it, and the public JWK that checks it.
+    fn signed(alg: Algorithm, claims: serde_json::Value) -> (String, DecodingKey) {
+        let key = match alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(ED_PRIVATE),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(EC_PRIVATE),
+            _ => EncodingKey::from_rsa_pem(RSA_PRIVATE),
+        }
+        .unwrap();
+        let mut header = Header::new(alg);
+        header.kid = Some("k1".into());
+        let jwk = Jwk::from_encoding_key(&key, alg).unwrap();
+        (encode(&header, &claims, &key).unwrap(), jwks::decoding_key(&jwk, alg).unwrap())
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = json!({ "sub": "dave", "iss": "http://127.0.0.1:4100", "aud": "http://127.0.0.1:4100",
+                            "iat": now(), "exp": now() + 900, "email": "dave@example.test" });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
     }
 
     #[test]
-    fn valid_token_yields_its_subject() {
+    fn better_auth_tokens_verify_with_their_jwk() {
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256, Algorithm::PS256] {
+            let (token, key) = signed(alg, claims(json!({})));
+            assert_eq!(verify_signed(&token, alg, &key, &better_auth()).unwrap().as_str(), "dave", "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_issuer_audience_or_time_is_401() {
+        let refused = [
+            json!({ "iss": "http://evil.test" }),
+            json!({ "aud": "http://evil.test" }),
+            json!({ "aud": ["http://evil.test"] }),
+            json!({ "exp": now() - 120 }),
+            json!({ "nbf": now() + 600 }),
+            json!({ "sub": "a:b" }),
+        ];
+        for extra in refused {
+            let (token, key) = signed(Algorithm::EdDSA, claims(extra.clone()));
+            assert_eq!(verify_signed(&token, Algorithm::EdDSA, &key, &better_auth()).unwrap_err().status, 401, "{extra}");
+        }
+        // Within the leeway an expired token still passes; iss and aud are required.
+        let (late, key) = signed(Algorithm::EdDSA, claims(json!({ "exp": now() - 5 })));
+        assert!(verify_signed(&late, Algorithm::EdDSA, &key, &better_auth()).is_ok());
+        let mut bare = claims(json!({}));
+        bare.as_object_mut().unwrap().remove("iss");
+        let (no_iss, key) = signed(Algorithm::EdDSA, bare);
+        assert_eq!(verify_signed(&no_iss, Algorithm::EdDSA, &key, &better_auth()).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn a_token_checked_with_another_algorithm_fails() {
+        let (ed, _) = signed(Algorithm::EdDSA, claims(json!({})));
+        let (_, rsa_key) = signed(Algorithm::RS256, claims(json!({})));
+        assert_eq!(verify_signed(&ed, Algorithm::RS256, &rsa_key, &better_auth()).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn valid_hs256_token_yields_its_subject() {
         let t = token(json!({"sub": "alice", "exp": now() + 60}), b"k");
-        assert_eq!(verify_hs256(&t, b"k").unwrap().as_str(), "alice");
+        assert_eq!(verify_hs(&t, b"k").unwrap().as_str(), "alice");
+        // An `aud` passes only when it is the configured Better Auth server's.
+        let with_aud = token(json!({"sub": "alice", "exp": now() + 60, "aud": "http://127.0.0.1:4100"}), b"k");
+        assert_eq!(verify_hs(&with_aud, b"k").unwrap_err().status, 401);
+        assert!(verify_hs256(&with_aud, b"k", Some(&better_auth())).is_ok());
+        let stream = token(json!({"sub": "alice", "exp": now() + 60, "aud": "stream"}), b"k");
+        assert_eq!(verify_hs256(&stream, b"k", Some(&better_auth())).unwrap_err().status, 401);
     }
 
     #[test]
-    fn bad_tokens_are_401() {
+    fn bad_hs256_tokens_are_401() {
         let cases = [
             token(json!({"sub": "alice", "exp": now() + 60}), b"other-key"),
             token(json!({"sub": "alice", "exp": now() - 3600}), b"k"),
@@ -169,8 +250,27 @@ mod tests {
             "not.a.jwt".to_owned(),
         ];
         for t in cases {
-            assert_eq!(verify_hs256(&t, b"k").unwrap_err().status, 401, "{t}");
+            assert_eq!(verify_hs(&t, b"k").unwrap_err().status, 401, "{t}");
         }
+    }
+
+    #[test]
+    fn the_subject_must_own_the_path() {
+        let alice = UserId::parse("alice").unwrap();
+        assert!(owns(alice.clone(), "alice").is_ok());
+        assert_eq!(owns(alice, "bob").unwrap_err().status, 403);
+    }
+
+    #[test]
+    fn dapr_only_routes_fail_closed_without_an_app_token() {
+        let mut settings = Settings::from_env();
+        settings.app_token_secret = String::new();
+        settings.dapr_only_routes_open = false;
+        assert_eq!(app_token_secret(&settings).unwrap_err().status, 401);
+        settings.dapr_only_routes_open = true;
+        assert_eq!(app_token_secret(&settings).unwrap(), None);
+        settings.app_token_secret = "app-api-token".into();
+        assert_eq!(app_token_secret(&settings).unwrap(), Some("app-api-token"));
     }
 
     #[test]

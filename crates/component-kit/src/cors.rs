@@ -1,12 +1,19 @@
-//! CORS for browser clients of the real-time routes: the allowed origins come
-//! from `CORS_ALLOWED_ORIGINS` (comma-separated; `*` for any; default none).
+//! CORS for browser clients of every browser-facing service (todo-api,
+//! audit-service, notify-service): the allowed origins come from
+//! `CORS_ALLOWED_ORIGINS` (comma-separated; `*` for any; default none).
+//! Credentials are bearer tokens, never cookies, so no
+//! `Access-Control-Allow-Credentials` is sent.
 
-use spin_sdk::http::{Request, Response};
+use std::future::Future;
+
+use spin_sdk::http::{Method, Request, Response};
 
 /// Methods answered to a preflight.
-pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a browser may send.
-pub const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id";
+pub const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-match, last-event-id";
+/// Response headers a browser's script may read.
+pub const EXPOSE_HEADERS: &str = "etag, location, idempotent-replayed, retry-after";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 
@@ -52,19 +59,13 @@ impl Cors {
         req.header("origin").and_then(|v| v.as_str()).filter(|o| self.allows(o))
     }
 
-    /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin`) for an allowed origin.
-    pub fn decorate(&self, req: &Request, mut response: Response) -> Response {
-        if let Some(origin) = self.allowed_origin(req) {
-            for (k, v) in self.headers(origin) {
-                response.set_header(k, v);
-            }
-        }
-        response
-    }
-
     /// The headers of an actual (non-preflight) response to `origin`.
     pub fn headers(&self, origin: &str) -> Vec<(&'static str, String)> {
-        vec![("access-control-allow-origin", origin.to_owned()), ("vary", "origin".to_owned())]
+        vec![
+            ("access-control-allow-origin", origin.to_owned()),
+            ("access-control-expose-headers", EXPOSE_HEADERS.to_owned()),
+            ("vary", "origin".to_owned()),
+        ]
     }
 
     /// The answer to a preflight `OPTIONS`: 204 with the allowed methods and
@@ -88,6 +89,41 @@ impl Cors {
     }
 }
 
+/// Whether `req` is a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`).
+pub fn is_preflight(req: &Request) -> bool {
+    *req.method() == Method::Options && req.header("access-control-request-method").is_some()
+}
+
+/// The one CORS wrapper of every browser-facing component: answers a
+/// preflight from `CORS_ALLOWED_ORIGINS`, or runs `handler` and adds the CORS
+/// headers to its answer when the request's origin is allowed.
+pub async fn handle<F, Fut>(req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let cors = Cors::from_env();
+    if is_preflight(&req) {
+        return cors.preflight(&req);
+    }
+    let origin = cors.allowed_origin(&req).map(str::to_owned);
+    let response = handler(req).await;
+    match origin {
+        Some(origin) => cors.with_headers(&origin, response),
+        None => response,
+    }
+}
+
+impl Cors {
+    /// `response` with the CORS headers for `origin`.
+    pub fn with_headers(&self, origin: &str, mut response: Response) -> Response {
+        for (k, v) in self.headers(origin) {
+            response.set_header(k, v);
+        }
+        response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +141,33 @@ mod tests {
         assert!(!Cors::parse("").allows("https://app.example.com"));
         assert!(Cors::parse("*").allows("https://anything.test"));
         assert!(!Cors::parse("*").allows(""));
+    }
+
+    fn request(method: Method, headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::builder();
+        builder.method(method).uri("/api/alice/tasks");
+        for (k, v) in headers {
+            builder.header(*k, *v);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn preflights_answer_allowed_origins_only() {
+        let cors = Cors::parse("http://localhost:5173");
+        let ask = |origin| request(Method::Options, &[("origin", origin), ("access-control-request-method", "PATCH")]);
+        assert!(is_preflight(&ask("http://localhost:5173")));
+        assert!(!is_preflight(&request(Method::Options, &[("origin", "http://localhost:5173")])));
+        let allowed = cors.preflight(&ask("http://localhost:5173"));
+        assert_eq!(*allowed.status(), 204);
+        let header = |r: &Response, k: &str| r.header(k).and_then(|v| v.as_str()).map(str::to_owned);
+        assert_eq!(header(&allowed, "access-control-allow-origin").as_deref(), Some("http://localhost:5173"));
+        assert!(header(&allowed, "access-control-allow-methods").unwrap().contains("PATCH"));
+        assert!(header(&allowed, "access-control-allow-headers").unwrap().contains("if-match"));
+        let refused = cors.preflight(&ask("https://evil.example"));
+        assert_eq!(*refused.status(), 403);
+        assert!(header(&refused, "access-control-allow-origin").is_none());
+        let answer = cors.with_headers("http://localhost:5173", Response::new(200, ()));
+        assert!(header(&answer, "access-control-expose-headers").unwrap().contains("etag"));
     }
 }

@@ -22,7 +22,7 @@ pub async fn task_event(req: &Request, dapr: &Dapr, settings: &Settings) -> Resu
         .map_err(|e| e.to_string())
         .and_then(|ce| serde_json::from_value::<TaskEvent>(ce.get("data").cloned().unwrap_or_default()).map_err(|e| e.to_string()))
         .map_err(|e| {
-            eprintln!("dropping a task event that cannot be read: {e}");
+            crate::telemetry::warn("dropping a task event that cannot be read").error(e).emit();
             status("DROP")
         })
 }

@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod cors;
 pub mod delivery;
+pub mod jwks;
 pub mod log;
 pub mod problem;
 pub mod settings;
 pub mod stream_token;
+pub mod telemetry;
 
 pub use problem::Problem;
 pub use settings::Settings;
@@ -23,7 +25,20 @@ pub fn json<T: serde::Serialize>(status: u16, body: &T) -> Response {
         .build()
 }
 
-/// The health route's answer: the component's name, for `GET /healthz/<app-id>`.
+/// The health route's answer: the component's name, for `GET /healthz/<app-id>`
+/// (liveness: the component answers).
 pub fn health(app_id: &str) -> Response {
     json(200, &serde_json::json!({ "status": "ok", "app_id": app_id }))
+}
+
+/// The readiness route's answer, for `GET /readyz/<app-id>`: 200 when the
+/// component's Dapr sidecar is up with its components, else a 503 problem.
+pub async fn readiness(app_id: &str) -> Response {
+    match dapr_http::Dapr::from_env().healthy().await {
+        Ok(()) => json(200, &serde_json::json!({ "status": "ready", "app_id": app_id, "sidecar": "ok" })),
+        Err(e) => {
+            telemetry::warn("not ready: the sidecar is not").error(e).emit();
+            Problem::unavailable("the Dapr sidecar is not ready").into_response()
+        }
+    }
 }

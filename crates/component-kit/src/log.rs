@@ -94,7 +94,7 @@ where
             Err(e) => return Err(e),
         }
     }
-    eprintln!("append to {} lost {MAX_ATTEMPTS} races; Dapr will redeliver", keys.head);
+    crate::telemetry::warn(format!("append to {} lost {MAX_ATTEMPTS} races; Dapr will redeliver", keys.head)).emit();
     Err(DaprError::Conflict)
 }
 

@@ -75,12 +75,36 @@ impl From<DomainError> for Problem {
     }
 }
 
+/// The `detail` of every 503 from a Dapr failure: Dapr's own answer names
+/// components, keys and hosts, so it goes to the log, not to the client.
+pub const UNAVAILABLE: &str = "a dependency (state store, broker or secret store) is unavailable; retry later";
+
 impl From<DaprError> for Problem {
     fn from(e: DaprError) -> Self {
-        eprintln!("dapr error: {e}");
+        crate::telemetry::warn("a Dapr call failed").error(&e).emit();
         match e {
             DaprError::Conflict => Problem::new(409, "Conflict", "the resource changed concurrently; retry"),
-            other => Problem::unavailable(format!("a dependency is unavailable: {other}")),
+            _ => Problem::unavailable(UNAVAILABLE),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dapr_failure_answers_a_stable_503_without_daprs_body() {
+        let raw =
+            r#"{"errorCode":"ERR_STATE_GET","message":"fail to get ledger:alice from state store statestore: dial tcp 10.0.0.7:5432"}"#;
+        for e in [
+            DaprError::Status { status: 500, body: raw.into() },
+            DaprError::Unreachable("connection refused (os error 111) to 127.0.0.1:3500".into()),
+            DaprError::Decode("ledger:alice: missing field `seq`".into()),
+        ] {
+            let problem = Problem::from(e);
+            assert_eq!((problem.status, problem.detail.as_str()), (503, UNAVAILABLE));
+        }
+        assert_eq!(Problem::from(DaprError::Conflict).status, 409);
     }
 }

@@ -1,7 +1,8 @@
 //! A small client for the Dapr sidecar's HTTP API, over `wasi:http`.
 //!
 //! Only what the services use: state (get, bulk get, transactions with ETags
-//! and TTLs), pub/sub publish with metadata, secrets, jobs and service invocation. The sidecar's address comes from
+//! and TTLs), pub/sub publish with metadata, secrets, jobs, service invocation
+//! and the sidecar's health. The sidecar's address comes from
 //! `DAPR_HTTP_ENDPOINT`, else `http://127.0.0.1:$DAPR_HTTP_PORT` (port 3500 by
 //! default), which is also where the sidecar listens inside a Kubernetes pod.
 
@@ -9,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response};
+
+pub mod trace;
 
 /// Why a call to the sidecar failed.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,10 @@ impl Dapr {
         for (name, value) in headers {
             builder.header(*name, *value);
         }
+        // The incoming request's W3C trace context goes along on every call.
+        for (name, value) in trace::current().headers() {
+            builder.header(name, value);
+        }
         if let Some(body) = body {
             builder.header("content-type", "application/json").body(body);
         }
@@ -263,14 +270,27 @@ impl Dapr {
         Ok(())
     }
 
+    /// Saves `value` at `key` (last write wins), expiring after `ttl_secs`
+    /// (Dapr's `ttlInSeconds`): for caches, never for data.
+    pub async fn save_with_ttl(&self, store: &str, key: &str, value: &impl Serialize, ttl_secs: u32) -> Result<(), DaprError> {
+        let item = serde_json::json!([{ "key": key, "value": to_value(value), "metadata": { "ttlInSeconds": ttl_secs.to_string() } }]);
+        let body = serde_json::to_vec(&item).expect("state items serialize");
+        self.call_ok(Method::Post, &format!("/v1.0/state/{store}"), Some(body)).await?;
+        Ok(())
+    }
+
     /// Publishes `data` as the `data` of a CloudEvent that Dapr builds.
+    /// The CloudEvent carries the current trace context (`traceparent`, `tracestate`).
     pub async fn publish(&self, pubsub: &str, topic: &str, data: &impl Serialize, meta: &PublishMeta<'_>) -> Result<(), DaprError> {
+        let trace = trace::current();
         let query = [
             ("metadata.partitionKey", meta.partition_key),
             ("metadata.cloudevent.id", meta.id),
             ("metadata.cloudevent.type", meta.event_type),
             ("metadata.cloudevent.source", meta.source),
             ("metadata.cloudevent.subject", meta.subject),
+            ("metadata.cloudevent.traceparent", trace.traceparent.as_deref().unwrap_or_default()),
+            ("metadata.cloudevent.tracestate", trace.tracestate.as_deref().unwrap_or_default()),
         ]
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -280,6 +300,12 @@ impl Dapr {
         let body = serde_json::to_vec(data).map_err(|e| DaprError::Decode(e.to_string()))?;
         self.call_ok(Method::Post, &format!("/v1.0/publish/{pubsub}/{topic}?{query}"), Some(body)).await?;
         Ok(())
+    }
+
+    /// Whether the sidecar is up with its components loaded
+    /// (`GET /v1.0/healthz/outbound`, which does not wait for this app).
+    pub async fn healthy(&self) -> Result<(), DaprError> {
+        self.call_ok(Method::Get, "/v1.0/healthz/outbound", None).await.map(drop)
     }
 
     /// Reads the secret `name` from `store` (the value under the key of the same name).

@@ -29,6 +29,15 @@ pub struct AuditedEvent {
     pub time: DateTime<Utc>,
     /// The event's data.
     pub data: Value,
+    /// The trace id of the CloudEvent's `traceparent` (W3C), when it has one.
+    pub trace_id: Option<String>,
+}
+
+/// The trace id (32 lower-case hex digits, not all zero) of a W3C `traceparent`.
+fn trace_id_of(traceparent: &str) -> Option<String> {
+    let id = traceparent.split('-').nth(1)?;
+    let hex = id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex && id.bytes().any(|b| b != b'0')).then(|| id.to_owned())
 }
 
 impl AuditedEvent {
@@ -55,6 +64,7 @@ impl AuditedEvent {
             task_id: text("subject").or_else(|| data.get("task_id").and_then(Value::as_str)).filter(|s| !s.is_empty()).map(str::to_owned),
             time,
             data,
+            trace_id: text("traceparent").and_then(trace_id_of),
         })
     }
 
@@ -132,12 +142,16 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// SHA-256 of the canonical encoding of this entry (without `hash`) and `prev_hash`.
     pub hash: String,
+    /// The trace id of the request that caused the event, when it carried one;
+    /// covered by the hash when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl AuditEntry {
     /// The hash this entry should carry, computed from its other fields.
     pub fn expected_hash(&self) -> String {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "position": self.position,
             "event_id": self.event_id,
             "event_type": self.event_type,
@@ -148,6 +162,9 @@ impl AuditEntry {
             "data": self.data,
             "prev_hash": self.prev_hash,
         });
+        if let Some(trace_id) = &self.trace_id {
+            body["trace_id"] = Value::String(trace_id.clone());
+        }
         let mut canonical = String::new();
         write_canonical(&body, &mut canonical);
         hex::encode(Sha256::digest(canonical.as_bytes()))
@@ -167,6 +184,7 @@ pub fn append(head: &ChainHead, event: AuditedEvent, recorded_at: DateTime<Utc>)
         data: event.data,
         prev_hash: head.hash.clone(),
         hash: String::new(),
+        trace_id: event.trace_id,
     };
     entry.hash = entry.expected_hash();
     let seq = head.seq.max(task_seq(&entry.event_type, &entry.data).unwrap_or(0));
@@ -622,6 +640,7 @@ mod tests {
             data: json!({}),
             prev_hash: String::new(),
             hash: String::new(),
+            trace_id: None,
         }
     }
 
@@ -705,5 +724,24 @@ mod tests {
     fn cloudevent_without_user_is_refused() {
         let body = json!({"id": "1", "type": "t", "time": "2026-01-02T03:04:05Z", "data": {}});
         assert_eq!(AuditedEvent::from_cloudevent(body.to_string().as_bytes()).unwrap_err().field, "data.user_id");
+    }
+
+    #[test]
+    fn the_trace_id_of_the_cloudevent_is_recorded_and_hashed() {
+        let body = json!({
+            "id": "e1", "type": "com.todo.task.created.v1", "time": "2026-01-02T03:04:05Z",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "data": {"user_id": "alice", "seq": 1}
+        });
+        let event = AuditedEvent::from_cloudevent(body.to_string().as_bytes()).unwrap();
+        assert_eq!(event.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let (mut entry, _) = append(&ChainHead::default(), event, "2026-01-02T03:04:06Z".parse().unwrap());
+        assert_eq!(entry.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(entry.hash, entry.expected_hash());
+        entry.trace_id = Some("0af7651916cd43dd8448eb211c80319c".into());
+        assert_ne!(entry.hash, entry.expected_hash(), "the trace id is covered by the hash");
+        let untraced = json!({ "id": "e2", "type": "t", "time": "2026-01-02T03:04:05Z", "traceparent": "00-zz-00f067aa0ba902b7-01",
+            "data": {"user_id": "alice"} });
+        assert_eq!(AuditedEvent::from_cloudevent(untraced.to_string().as_bytes()).unwrap().trace_id, None);
     }
 }

@@ -26,8 +26,11 @@ pub const PAGE_MAX: u64 = 500;
 pub const STREAM_BATCH: u64 = 100;
 /// The CloudEvent-like type of the feed entry written when a notification is read.
 pub const NOTIFICATION_READ_TYPE: &str = "com.todo.notification.read.v1";
-/// Lifetime of a stream token, in seconds.
+/// How long a stream token opens a new stream, in seconds.
 pub const STREAM_TOKEN_TTL_SECS: i64 = 60;
+/// How long, from its issue, a stream token still re-opens a stream that a
+/// browser's `EventSource` reconnects (with `Last-Event-ID`), in seconds.
+pub const STREAM_RECONNECT_SECS: i64 = 3600;
 /// The `aud` claim of a stream token; user tokens never carry it.
 pub const STREAM_TOKEN_AUDIENCE: &str = "stream";
 
@@ -153,6 +156,7 @@ impl Notification {
             task_id: self.task_id.clone(),
             time: self.read_at.unwrap_or(now),
             data: serde_json::json!({ "notification_id": self.id, "user_id": user, "read_at": self.read_at.unwrap_or(now) }),
+            trace_id: None,
         }
     }
 }
@@ -298,13 +302,15 @@ pub struct StreamQuery {
     pub after: Option<u64>,
     /// A stream token (`?token=`), for clients that cannot send headers.
     pub token: Option<String>,
+    /// Whether this is a reconnect (`Last-Event-ID` was sent).
+    pub reconnecting: bool,
 }
 
 impl StreamQuery {
     /// Parses the query string and the `Last-Event-ID` header (which wins,
     /// since a browser keeps the original URL when it reconnects).
     pub fn parse(query: &str, last_event_id: Option<&str>) -> Result<Self, DomainError> {
-        let mut q = StreamQuery { after: None, token: None };
+        let mut q = StreamQuery { after: None, token: None, reconnecting: false };
         for (name, value) in parse_params(query, &["after", "token"])? {
             match name.as_str() {
                 "after" => q.after = Some(parse_cursor("after", &value)?),
@@ -313,6 +319,7 @@ impl StreamQuery {
         }
         if let Some(id) = last_event_id.map(str::trim).filter(|s| !s.is_empty()) {
             q.after = Some(parse_cursor("Last-Event-ID", id)?);
+            q.reconnecting = true;
         }
         Ok(q)
     }
@@ -367,7 +374,9 @@ pub fn sse_open(retry_ms: u64, cursor: u64, head: u64) -> String {
     format!("retry: {retry_ms}\n\n{}", sse_frame(cursor, "ready", &format!("{{\"cursor\":{cursor},\"head\":{head}}}")))
 }
 
-/// The claims of a stream token: the user as subject, `aud: "stream"`, 60 s.
+/// The claims of a stream token: the user as subject, `aud: "stream"`; it
+/// opens a stream for 60 s (`exp`) and re-opens a reconnecting one (a request
+/// with `Last-Event-ID`, as `EventSource` sends) until `reconnect_until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamClaims {
     /// The user.
@@ -376,15 +385,31 @@ pub struct StreamClaims {
     pub aud: String,
     /// Issued at (Unix seconds).
     pub iat: i64,
-    /// Expires at (Unix seconds).
+    /// Opens new streams until (Unix seconds).
     pub exp: i64,
+    /// Re-opens reconnecting streams until (Unix seconds).
+    pub reconnect_until: i64,
 }
 
 impl StreamClaims {
     /// Claims for `user`, issued at `now`.
     pub fn new(user: &UserId, now: DateTime<Utc>) -> Self {
         let iat = now.timestamp();
-        StreamClaims { sub: user.to_string(), aud: STREAM_TOKEN_AUDIENCE.to_owned(), iat, exp: iat + STREAM_TOKEN_TTL_SECS }
+        StreamClaims {
+            sub: user.to_string(),
+            aud: STREAM_TOKEN_AUDIENCE.to_owned(),
+            iat,
+            exp: iat + STREAM_TOKEN_TTL_SECS,
+            reconnect_until: iat + STREAM_RECONNECT_SECS,
+        }
+    }
+
+    /// Whether the token opens a stream at `now` (Unix seconds, `leeway` of
+    /// clock skew): a new one until `exp`, a reconnecting one until
+    /// `reconnect_until`.
+    pub fn admits(&self, now: i64, reconnecting: bool, leeway: i64) -> bool {
+        let until = if reconnecting { self.reconnect_until.max(self.exp) } else { self.exp };
+        now <= until + leeway
     }
 }
 
@@ -460,8 +485,9 @@ mod tests {
     #[test]
     fn stream_resumes_from_last_event_id_first() {
         let q = StreamQuery::parse("after=3&token=abc", Some("7")).unwrap();
-        assert_eq!(q, StreamQuery { after: Some(7), token: Some("abc".into()) });
+        assert_eq!(q, StreamQuery { after: Some(7), token: Some("abc".into()), reconnecting: true });
         assert_eq!(StreamQuery::parse("after=3", None).unwrap().after, Some(3));
+        assert!(!StreamQuery::parse("after=3", None).unwrap().reconnecting);
         assert_eq!(StreamQuery::parse("", Some(" ")).unwrap().after, None);
         assert_eq!(StreamQuery::parse("", Some("x")).unwrap_err().field, "Last-Event-ID");
         assert!(StreamQuery::parse("limit=3", None).is_err());
@@ -483,5 +509,10 @@ mod tests {
         let now = Utc::now();
         let c = StreamClaims::new(&UserId::parse("alice").unwrap(), now);
         assert_eq!((c.sub.as_str(), c.aud.as_str(), c.exp - c.iat), ("alice", "stream", 60));
+        let iat = c.iat;
+        // A new stream within 60 s; a reconnect within the hour; leeway on both.
+        assert!(c.admits(iat + 60, false, 0) && !c.admits(iat + 61, false, 0) && c.admits(iat + 65, false, 5));
+        assert!(c.admits(iat + 61, true, 0) && c.admits(iat + 3600, true, 0));
+        assert!(!c.admits(iat + 3601, true, 0));
     }
 }

@@ -16,6 +16,7 @@ pub mod precondition;
 pub mod query;
 pub mod quick;
 pub mod recurrence;
+pub mod relay;
 pub mod reminder;
 pub mod schedule;
 pub mod task;

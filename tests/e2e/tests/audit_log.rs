@@ -137,7 +137,7 @@ fn assert_linked(items: &[Value]) {
 
 #[test]
 fn task_lifecycle_and_reminder_are_chained_in_order_and_replays_add_nothing() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-life");
     let token = stack.token(&user);
     let tasks = format!("{}/api/{user}/tasks", stack.api);
@@ -218,7 +218,7 @@ fn task_lifecycle_and_reminder_are_chained_in_order_and_replays_add_nothing() {
 
 #[test]
 fn fifty_concurrent_events_for_one_user_land_exactly_once() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-burst");
     let token = stack.token(&user);
     let task_id = uuid();
@@ -256,7 +256,7 @@ fn concurrent_direct_deliveries_never_exhaust_the_append_retries() {
     // 50 distinct events, each delivered twice, all at once, straight to the
     // subscription route as Dapr would call it: every delivery must be
     // acknowledged (no 409 after lost races), and each event recorded once.
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-race");
     let token = stack.token(&user);
     let task_id = uuid();
@@ -297,7 +297,7 @@ fn concurrent_direct_deliveries_never_exhaust_the_append_retries() {
 
 #[test]
 fn an_entry_changed_behind_the_services_back_is_reported_by_verify() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-tamper");
     let token = stack.token(&user);
     let task_id = uuid();
@@ -323,7 +323,7 @@ fn an_entry_changed_behind_the_services_back_is_reported_by_verify() {
 
 #[test]
 fn an_entry_that_no_longer_decodes_is_where_verify_breaks() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-undecodable");
     let token = stack.token(&user);
     let task_id = uuid();
@@ -342,7 +342,7 @@ fn an_entry_that_no_longer_decodes_is_where_verify_breaks() {
 
 #[test]
 fn missing_seq_numbers_are_reported_by_verify() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-gaps");
     let token = stack.token(&user);
     let task_id = uuid();
@@ -359,7 +359,7 @@ fn missing_seq_numbers_are_reported_by_verify() {
 
 #[test]
 fn filters_and_pagination_select_entries_and_bad_parameters_are_named() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("audit-query");
     let token = stack.token(&user);
     let (a, b) = (uuid(), uuid());

@@ -1,6 +1,6 @@
 //! Fault test of the transactional outbox: a publish that fails after the
-//! commit leaves the event pending in the outbox, and it is delivered exactly
-//! once after the broker recovers. Alone in its own test binary, because it
+//! commit leaves the event pending in the outbox, and the relay job delivers
+//! it exactly once after the broker recovers, with no further request. Alone in its own test binary, because it
 //! pauses the broker that every other test uses.
 
 use std::process::Command;
@@ -33,8 +33,8 @@ fn state(stack: &Stack, key: &str) -> Option<Value> {
 }
 
 #[test]
-fn an_event_whose_publish_failed_is_delivered_once_after_recovery() {
-    let Some(stack) = Stack::get() else { return };
+fn an_event_whose_publish_failed_is_delivered_once_after_recovery_without_a_request() {
+    let stack = Stack::get();
     let kafka = std::env::var("TODO_KAFKA_PID").expect("the stack exports the broker's pid");
     let user = fresh_user("outbox-fault");
     let token = stack.token(&user);
@@ -51,7 +51,6 @@ fn an_event_whose_publish_failed_is_delivered_once_after_recovery() {
     let second = send_json("POST", &tasks, &token, &json!({ "title": "during the fault" }));
     assert_eq!(second.status, 201, "the commit stands even though the publish failed: {:?}", second.json);
     let pending_id = second.json["id"].as_str().unwrap().to_owned();
-    drop(paused);
 
     // The event is committed but pending: the ledger has not marked it published
     // and its outbox entry is still there. (The broker may still receive the
@@ -59,12 +58,15 @@ fn an_event_whose_publish_failed_is_delivered_once_after_recovery() {
     let ledger = state(&stack, &format!("ledger:{user}")).expect("the ledger exists");
     assert_eq!((ledger["seq"].as_u64(), ledger["published"].as_u64()), (Some(2), Some(1)), "{ledger}");
     assert!(state(&stack, &format!("outbox:{user}:2")).is_some(), "the event waits in the outbox");
+    drop(paused);
 
-    // The user's next request flushes the outbox.
-    let listed = get(&tasks, &token);
-    assert_eq!(listed.status, 200);
-    let ledger = state(&stack, &format!("ledger:{user}")).expect("the ledger exists");
-    assert_eq!(ledger["published"].as_u64(), Some(2), "{ledger}");
+    // No further request: the relay job that the failed publish scheduled on
+    // todo-api's sidecar publishes the event once the broker is back.
+    let published = eventually(Duration::from_secs(90), || {
+        let ledger = state(&stack, &format!("ledger:{user}")).expect("the ledger exists");
+        (ledger["published"].as_u64() == Some(2)).then_some(ledger)
+    });
+    assert!(published.is_some(), "the relay published the pending event without a request");
     assert!(state(&stack, &format!("outbox:{user}:2")).is_none(), "the outbox entry is gone");
     eventually(Duration::from_secs(60), || (stack.audit_entries(&user, &token).len() >= 2).then_some(()))
         .expect("the pending event is delivered after recovery");
@@ -74,6 +76,12 @@ fn an_event_whose_publish_failed_is_delivered_once_after_recovery() {
     assert_eq!(entries[1]["task_id"], pending_id.as_str());
     assert_eq!(entries[1]["data"]["seq"], 2);
     stack.assert_matches_contract("events/task-event.schema.json", &entries[1]["data"]);
+    let queue = state(&stack, "outbox-relay").expect("the relay queue exists");
+    assert_eq!(queue["users"].as_array().map(|u| u.iter().any(|u| u == user.as_str())), Some(false), "{queue}");
+
+    // The relay route is the sidecar's alone.
+    let forged = e2e::send("POST", &format!("{}/job/outbox-relay", stack.api), &[], Some(("application/json", b"{}")));
+    assert_eq!(forged.status, 401, "{:?}", forged.json);
 
     // Later requests publish nothing more.
     assert_eq!(get(&tasks, &token).status, 200);

@@ -275,7 +275,7 @@ fn all_changes(user: &str, token: &str) -> Vec<Value> {
 
 #[test]
 fn a_task_created_through_the_api_reaches_an_open_stream() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-live");
     let token = stack.token(&user);
     let (mut sse, ready) = open_stream(&user, &token, "", &[]);
@@ -296,7 +296,7 @@ fn a_task_created_through_the_api_reaches_an_open_stream() {
 
 #[test]
 fn a_client_that_reconnects_with_last_event_id_gets_every_change_once_in_order() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-resume");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);
@@ -348,7 +348,7 @@ fn a_client_that_reconnects_with_last_event_id_gets_every_change_once_in_order()
 
 #[test]
 fn reminders_appear_in_the_stream_and_the_inbox_once() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-remind");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);
@@ -403,7 +403,7 @@ fn reminders_appear_in_the_stream_and_the_inbox_once() {
 
 #[test]
 fn browsers_authenticate_with_a_short_lived_stream_token() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-token");
     let token = stack.token(&user);
     let issued = send("POST", &format!("{}/api/{user}/stream-token", notify_url()), &[("authorization", &bearer(&token))], None);
@@ -428,7 +428,7 @@ fn browsers_authenticate_with_a_short_lived_stream_token() {
     assert_eq!(Sse::open(&format!("/api/{other}/stream?token={stream_token}"), &[]).status, 403);
     let auth = bearer(&token);
     assert_eq!(Sse::open(&format!("/api/{user}/stream?after=x"), &[("authorization", &auth)]).status, 422);
-    // No origin is allowed by default: a preflight is refused.
+    // An origin that CORS_ALLOWED_ORIGINS does not name: a preflight is refused.
     let preflight = send(
         "OPTIONS",
         &format!("{}/api/{user}/stream", notify_url()),
@@ -440,8 +440,43 @@ fn browsers_authenticate_with_a_short_lived_stream_token() {
 }
 
 #[test]
+fn an_event_source_reconnects_after_its_first_stream_token_expired() {
+    let stack = Stack::get();
+    let auth = e2e::better_auth::BetterAuth::from_env();
+    let session = auth.sign_up();
+    let (user, token) = (session.user.clone(), auth.token(&session, "EdDSA"));
+    let origin = std::env::var("CORS_ALLOWED_ORIGINS").expect("set by `cargo xtask test`");
+    let issued_at = Instant::now();
+    let issued = send("POST", &format!("{}/api/{user}/stream-token", notify_url()), &[("authorization", &bearer(&token))], None);
+    assert_eq!(issued.status, 201, "{:?}", issued.json);
+    assert_matches_openapi("StreamToken", &issued.json);
+    let path = format!("/api/{user}/stream?token={}", issued.json["token"].as_str().unwrap());
+
+    // `new EventSource(url)` from the page's origin.
+    let mut sse = Sse::open(&path, &[("origin", &origin)]);
+    assert_eq!((sse.status, sse.header("access-control-allow-origin")), (200, Some(origin.as_str())));
+    assert_eq!(sse.next(Duration::from_secs(10)).expect("ready").event, "ready");
+    create(&stack, &user, &token, "before the break");
+    let last_id = sse.next_named("change", DELIVERY).expect("the first change").id.unwrap();
+    drop(sse);
+
+    // The token no longer opens a new stream once its 60 s (+5 s leeway) are over...
+    std::thread::sleep(Duration::from_secs(67).saturating_sub(issued_at.elapsed()));
+    assert_eq!(Sse::open(&path, &[]).status, 401, "a new stream needs a fresh stream token");
+    create(&stack, &user, &token, "while away");
+    // ...but EventSource's reconnect (same URL, Last-Event-ID) re-opens it and
+    // resumes after the last event it saw.
+    let mut again = Sse::open(&path, &[("last-event-id", &last_id), ("origin", &origin)]);
+    assert_eq!(again.status, 200, "the reconnect is accepted");
+    let ready = again.next(Duration::from_secs(10)).expect("ready");
+    assert_eq!((ready.event.as_str(), ready.id.as_deref()), ("ready", Some(last_id.as_str())));
+    let missed = again.next_named("change", DELIVERY).expect("the change made while away");
+    assert_eq!(missed.json()["data"]["task"]["title"], "while away", "{missed:?}");
+}
+
+#[test]
 fn changes_are_paged_by_cursor_and_checked() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-pages");
     let token = stack.token(&user);
     for i in 0..5 {
@@ -462,7 +497,7 @@ fn changes_are_paged_by_cursor_and_checked() {
 
 #[test]
 fn a_stream_ends_cleanly_after_its_lifetime_with_heartbeats() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("rt-life");
     let token = stack.token(&user);
     let (mut sse, _) = open_stream(&user, &token, "", &[]);

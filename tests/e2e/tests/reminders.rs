@@ -67,12 +67,12 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(prefix: &str) -> Option<Ctx> {
-        let stack = Stack::get()?;
+    fn new(prefix: &str) -> Ctx {
+        let stack = Stack::get();
         let user = fresh_user(prefix);
         let token = stack.token(&user);
         let reminder_dapr = std::env::var("REMINDER_SERVICE_DAPR_URL").expect("REMINDER_SERVICE_DAPR_URL is not set");
-        Some(Ctx { stack, user, token, reminder_dapr })
+        Ctx { stack, user, token, reminder_dapr }
     }
 
     fn create(&self, body: Value) -> Value {
@@ -133,7 +133,7 @@ fn check_reminder(ctx: &Ctx, entry: &Value, task: &Value, remind_at_ms: i64) -> 
 
 #[test]
 fn reminder_fires_on_time_never_early() {
-    let Some(ctx) = Ctx::new("remind-ontime") else { return };
+    let ctx = Ctx::new("remind-ontime");
     let _shared = SIDECAR.read().unwrap();
     let due = now_ms() + 3000;
     // One reminder at the due time (offset zero) and one absolute instant.
@@ -161,7 +161,7 @@ fn reminder_fires_on_time_never_early() {
 
 #[test]
 fn moving_the_due_date_moves_the_reminder() {
-    let Some(ctx) = Ctx::new("remind-move") else { return };
+    let ctx = Ctx::new("remind-move");
     let _shared = SIDECAR.read().unwrap();
     let first = now_ms() + 3000;
     let task = ctx.create(json!({ "title": "moved", "due_at": rfc3339(first), "reminders": ["PT0S"] }));
@@ -184,7 +184,7 @@ fn moving_the_due_date_moves_the_reminder() {
 
 #[test]
 fn completing_or_deleting_the_task_cancels_its_reminder() {
-    let Some(ctx) = Ctx::new("remind-cancel") else { return };
+    let ctx = Ctx::new("remind-cancel");
     let _shared = SIDECAR.read().unwrap();
     let due = now_ms() + 3000;
     let body = json!({ "title": "cancel me", "due_at": rfc3339(due), "reminders": ["PT0S"] });
@@ -210,7 +210,7 @@ fn completing_or_deleting_the_task_cancels_its_reminder() {
 
 #[test]
 fn the_same_task_event_twice_yields_one_reminder() {
-    let Some(ctx) = Ctx::new("remind-dup") else { return };
+    let ctx = Ctx::new("remind-dup");
     let _shared = SIDECAR.read().unwrap();
     let (event_id, task_id) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
     let (now, due) = (rfc3339(now_ms()), now_ms() + 3000);
@@ -239,7 +239,7 @@ fn the_same_task_event_twice_yields_one_reminder() {
 
 #[test]
 fn a_late_reminder_fires_at_once_only_while_the_task_is_due() {
-    let Some(ctx) = Ctx::new("remind-late") else { return };
+    let ctx = Ctx::new("remind-late");
     let _shared = SIDECAR.read().unwrap();
     let due = now_ms() + 60_000;
     // The one-hour reminder is already past, but the task is still due: at once.
@@ -286,7 +286,7 @@ fn restart_reminder_sidecar(ctx: &Ctx) -> u32 {
 
 #[test]
 fn restarting_the_reminder_sidecar_loses_nothing() {
-    let Some(ctx) = Ctx::new("remind-restart") else { return };
+    let ctx = Ctx::new("remind-restart");
     let _exclusive = SIDECAR.write().unwrap_or_else(|e| e.into_inner());
     let due = now_ms() + 10_000;
     let task = ctx.create(json!({ "title": "survive", "due_at": rfc3339(due), "reminders": ["PT0S"] }));
@@ -324,7 +324,7 @@ fn delivery(event: &Value) -> Value {
 #[test]
 fn two_handlers_at_once_keep_the_winners_jobs() {
     let _shared = SIDECAR.read().unwrap();
-    let Some(ctx) = Ctx::new("remind-race") else { return };
+    let ctx = Ctx::new("remind-race");
     let reminder = std::env::var("REMINDER_SERVICE_URL").expect("REMINDER_SERVICE_URL is not set");
     let url = format!("{reminder}/internal/reminder/task-events");
     let due = now_ms() + 24 * 3_600_000;

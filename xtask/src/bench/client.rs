@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use crate::stack::{self, Stack};
-use crate::{paths, token};
+use crate::token;
 
 /// The services' addresses and one shared connection pool.
 pub struct Client {
@@ -27,7 +27,7 @@ impl Client {
     /// A client of `stack`, signing tokens with the development secret.
     pub fn new(stack: &Stack) -> Result<Client> {
         let env: HashMap<String, String> = stack.test_env().into_iter().collect();
-        let secret = stack::dev_secret(&paths::root().join("dapr/secrets.dev.json"), "jwt-hs256-secret")?;
+        let secret = stack::hs256_secret()?;
         // Enough idle connections for the concurrent loads, so that none pays a new connection.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

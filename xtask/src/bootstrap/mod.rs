@@ -65,7 +65,10 @@ pub const PREREQUISITES: [(&str, &str); 5] = [
     ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
     ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
     ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
-    ("npm", "npm, for the MCP clients of the e2e suite (e.g. `apt-get install npm`)"),
+    (
+        "npm",
+        "Node.js 20+ with npm, for the Better Auth test server and the MCP clients of the e2e suite (e.g. `apt-get install nodejs npm`)",
+    ),
 ];
 
 /// The wasm host that serves the components.
@@ -75,6 +78,20 @@ pub enum Host {
     Spin(PathBuf),
     /// `wasmtime serve`.
     Wasmtime(PathBuf),
+}
+
+impl Host {
+    /// What serves the components, e.g. `spin 3.6.3 (/path/to/spin)`: the
+    /// first line of `--version`, for reports.
+    pub fn describe(&self) -> String {
+        let (name, path) = match self {
+            Host::Spin(path) => ("spin", path),
+            Host::Wasmtime(path) => ("wasmtime", path),
+        };
+        let version = Command::new(path).arg("--version").output().ok().filter(|o| o.status.success());
+        let version = version.and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned));
+        format!("{} ({})", version.unwrap_or_else(|| name.to_owned()), path.display())
+    }
 }
 
 /// Paths of the installed tools.
@@ -137,9 +154,8 @@ impl Pending {
         let wasm_tools = self.wasm_tools.join().expect("wasm-tools install thread")?;
         let (daprd, scheduler) = self.dapr.join().expect("dapr build thread")?;
         let kafka_libs = self.kafka.join().expect("kafka download thread")?;
-        let took = self.started.elapsed();
-        if took.as_secs() >= 2 {
-            println!("bootstrap: every tool ready after {}", clock(took));
+        if progress::any_started() {
+            println!("bootstrap: every tool ready after {}", clock(self.started.elapsed()));
         }
         Ok(Tools { host, wasm_tools, daprd, scheduler, kafka_libs, java: self.java })
     }

@@ -1,11 +1,20 @@
 //! Progress of a long install step: what runs, how long it has run, what to expect.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How often a running step says it is still running.
 const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Whether any step has run in this process (so something was installed).
+static ANY_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process installed anything so far.
+pub fn any_started() -> bool {
+    ANY_STARTED.load(Ordering::Relaxed)
+}
 
 /// One named step of the bootstrap. Says when it starts, every minute while it
 /// runs, and when it ends, with the elapsed time.
@@ -19,6 +28,7 @@ pub struct Step {
 impl Step {
     /// Announces `name` with what it does and how long it usually takes.
     pub fn start(name: &str, doing: &str, expect: &str) -> Step {
+        ANY_STARTED.store(true, Ordering::Relaxed);
         println!("bootstrap: {name}: {doing} ({expect})");
         let (stop, stopped) = mpsc::channel::<()>();
         let started = Instant::now();

@@ -432,9 +432,9 @@ pub mod tests {
         let faults: Vec<String> = manifest_checks.iter().flat_map(|c| c(&Objects(repo_manifests()), &facts)).collect();
         assert_eq!(faults, Vec::<String>::new());
         let scope = repo_broken("Configuration", "todo-api-config", |c| {
-            c["spec"]["secrets"]["scopes"][0]["allowedSecrets"] = json!(["jwt-hs256-secret", "app-api-token"])
+            c["spec"]["secrets"]["scopes"][0]["allowedSecrets"] = json!(["app-api-token"])
         });
-        assert!(secret_scopes(&scope, &facts).iter().any(|f| f.contains("todo-api") && f.contains("jwt-public-key")));
+        assert!(secret_scopes(&scope, &facts).iter().any(|f| f.contains("todo-api") && f.contains("jwt-hs256-secret")));
         let pubsub = repo_broken("Component", "pubsub", |c| {
             c["spec"]["metadata"].as_array_mut().unwrap().retain(|m| m["name"] != "publishingScopes")
         });

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 
 /// `component-kit` calls that read secrets, and the settings naming them.
 pub const SECRET_READERS: &[(&str, &[&str])] = &[
-    ("auth::user(", &["JWT_SECRET_NAME", "JWT_PUBLIC_KEY_SECRET"]),
+    ("auth::user(", &["JWT_SECRET_NAME", "BETTER_AUTH_JWKS_SECRET"]),
     ("stream_token::", &["JWT_SECRET_NAME"]),
     ("auth::dapr_only(", &["APP_API_TOKEN_SECRET"]),
     ("delivery::", &["APP_API_TOKEN_SECRET"]),

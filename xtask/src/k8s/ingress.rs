@@ -1,6 +1,6 @@
 //! Routing under one origin: every public route of a component in `spin.toml`
 //! reaches that component's Service through the Ingress, and no internal route
-//! (`/internal/`, `/job/`, `/healthz/`: Dapr's and the kubelet's calls) is
+//! (`/internal/`, `/job/`, `/healthz/`, `/readyz/`: Dapr's and the kubelet's calls) is
 //! reachable. Paths are matched as ingress-nginx does with `use-regex`: each is a
 //! case-insensitive regular expression anchored at the start, the longest first.
 
@@ -10,7 +10,7 @@ use super::checks::Objects;
 use super::facts::Facts;
 
 /// Route prefixes that only the cluster itself may call.
-const INTERNAL: &[&str] = &["/internal/", "/job/", "/healthz/"];
+const INTERNAL: &[&str] = &["/internal/", "/job/", "/healthz/", "/readyz/"];
 
 /// A request path that the Spin route pattern serves.
 fn sample(route: &str) -> String {

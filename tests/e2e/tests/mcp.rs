@@ -30,7 +30,7 @@ fn var(name: &str) -> String {
 
 #[test]
 fn requests_without_a_valid_token_get_401_naming_the_resource_metadata() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let without = send("POST", &endpoint(&stack), &[("accept", "application/json, text/event-stream")], Some(("application/json", body)));
     assert_eq!(without.status, 401);
@@ -56,7 +56,7 @@ fn requests_without_a_valid_token_get_401_naming_the_resource_metadata() {
 
 #[test]
 fn the_transport_is_stateless_json_rpc_over_http() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("mcp-transport");
     let token = stack.token(&user);
     let init = json!({ "jsonrpc": "2.0", "id": "i", "method": "initialize",
@@ -174,28 +174,26 @@ fn check_scenario(stack: &Stack, user: &str, token: &str, seen: &Value) {
     assert!(entries.iter().all(|e| e["actor"] == user));
 }
 
-/// Runs the SDK scenario `script` with the program in `$program_var` as a fresh user; `Some(what it saw)`, checked.
-fn sdk_scenario(prefix: &str, program_var: &str, script: &str) -> Option<Value> {
-    let stack = Stack::get()?;
+/// Runs the SDK scenario `script` with the program in `$program_var` as a fresh user; what it saw, checked.
+fn sdk_scenario(prefix: &str, program_var: &str, script: &str) -> Value {
+    let stack = Stack::get();
     let user = fresh_user(prefix);
     let token = stack.token(&user);
     let seen = run_client(&var(program_var), &[script], &user, &token, &stack);
     check_scenario(&stack, &user, &token, &seen);
-    Some(seen)
+    seen
 }
 
 #[test]
 fn the_python_sdk_client_drives_every_tool() {
-    if let Some(seen) = sdk_scenario("mcp-py", "TODO_MCP_PYTHON", "py_client.py") {
-        assert_eq!(seen["protocol"], "2025-11-25");
-    }
+    let seen = sdk_scenario("mcp-py", "TODO_MCP_PYTHON", "py_client.py");
+    assert_eq!(seen["protocol"], "2025-11-25");
 }
 
 #[test]
 fn the_typescript_sdk_client_drives_every_tool() {
-    if let Some(seen) = sdk_scenario("mcp-ts", "TODO_NODE22", "ts_client.mjs") {
-        assert_eq!(seen["server"]["name"], "todo-chatbot");
-    }
+    let seen = sdk_scenario("mcp-ts", "TODO_NODE22", "ts_client.mjs");
+    assert_eq!(seen["server"]["name"], "todo-chatbot");
 }
 
 /// The conformance runner cannot send a bearer token, so it talks to a small
@@ -267,7 +265,7 @@ fn forward(stream: TcpStream, target: &str, token: &str) {
 
 #[test]
 fn the_official_conformance_runner_passes_or_expects_each_server_scenario() {
-    let Some(stack) = Stack::get() else { return };
+    let stack = Stack::get();
     let user = fresh_user("mcp-conformance");
     let port = token_proxy(stack.mcp.clone(), stack.token(&user));
     let dir = PathBuf::from(var("TODO_MCP_CLIENTS_DIR"));

@@ -23,6 +23,7 @@ mod doctor;
 mod fuzz;
 mod k8s;
 mod lint;
+mod mcp_clients;
 mod paths;
 mod stack;
 #[cfg(test)]
@@ -109,10 +110,12 @@ fn test(args: &[String]) -> Result<()> {
     println!("\n== spinkube/ on a Kubernetes control plane ==");
     k8s::run()?;
     build::check_targets(&tools)?;
+    let clients = mcp_clients::install(&paths::cache())?;
     for &store in &stores {
         println!("\n== end-to-end suite on the {store} store ==");
         let stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
-        let result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &stack.test_env());
+        let env: Vec<(String, String)> = stack.test_env().into_iter().chain(clients.iter().cloned()).collect();
+        let result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &env);
         drop(stack);
         passed += result.with_context(|| format!("end-to-end suite failed on the {store} store"))?;
     }

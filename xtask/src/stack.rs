@@ -22,7 +22,7 @@ use crate::{better_auth, paths};
 /// below the kernel's ephemeral range (32768+), where an outgoing connection,
 /// or its TIME_WAIT, could hold it: so the local scheduler listens on 3560,
 /// not on the cluster's 50006, and can be restarted while the stack is busy.
-pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
+pub const APPS: [&str; 6] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
 
 /// The stack's ports: the defaults plus `TODO_PORT_OFFSET` (e.g. 100), so that
 /// two stacks can run side by side, plus [`FRESH_STACK_SHIFT`] for the stacks

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds and pushes the Spin application (one OCI image, five components), creates
-# the secrets, and applies PostgreSQL, the Dapr resources and the five SpinApps into
+# Builds and pushes the Spin application (one OCI image, six components), creates
+# the secrets, and applies PostgreSQL, the Dapr resources and the six SpinApps into
 # the `todo` namespace; then waits until every app is ready. Idempotent: re-running
 # keeps existing secrets and rolls the apps to the newly pushed image.
 #
@@ -26,7 +26,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-APPS=(todo-api reminder-service recurring-service audit-service notify-service web)
+APPS=(todo-api reminder-service recurring-service audit-service notify-service mcp-server web)
 PLACEHOLDER_IMAGE="todo-chatbot:local"
 
 need spin sed

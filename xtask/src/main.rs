@@ -25,6 +25,7 @@ mod doctor;
 mod fuzz;
 mod k8s;
 mod lint;
+mod mcp_clients;
 mod paths;
 mod stack;
 #[cfg(test)]
@@ -120,10 +121,12 @@ fn test(args: &[String]) -> Result<()> {
     println!("\n== spinkube/ on a Kubernetes control plane ==");
     k8s::run()?;
     build::check_targets(&tools)?;
+    let clients = mcp_clients::install(&paths::cache())?;
     for (n, &store) in stores.iter().enumerate() {
         println!("\n== end-to-end suite on the {store} store ==");
         let mut stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
-        let mut result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &stack.test_env());
+        let env: Vec<(String, String)> = stack.test_env().into_iter().chain(clients.iter().cloned()).collect();
+        let mut result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &env);
         // The board in Chromium, on the first store's stack.
         if n == 0 {
             result = result.and_then(|p| {

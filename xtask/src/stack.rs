@@ -23,7 +23,7 @@ use crate::{better_auth, paths};
 /// below the kernel's ephemeral range (32768+), where an outgoing connection,
 /// or its TIME_WAIT, could hold it: so the local scheduler listens on 3560,
 /// not on the cluster's 50006, and can be restarted while the stack is busy.
-pub const APPS: [&str; 5] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service"];
+pub const APPS: [&str; 6] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
 
 /// The component that serves the task board: a host without a Dapr sidecar
 /// (the browser calls the services itself), on 3006 + offset.

@@ -34,6 +34,8 @@ async fn route(req: Request) -> Response {
     router.get("/openapi.json", |_: Request, _: Params| openapi());
     router.post_async("/api/:user_id/tasks", |req, params| respond(routes::create(req, params)));
     router.get_async("/api/:user_id/tasks", |req, params| respond(routes::list(req, params)));
+    router.post_async("/api/:user_id/tasks/quick", |req, params| respond(routes::quick_create(req, params)));
+    router.post_async("/api/:user_id/tasks/quick/preview", |req, params| respond(routes::quick_preview(req, params)));
     router.get_async("/api/:user_id/tags", |req, params| respond(routes::tags(req, params)));
     router.get_async("/api/:user_id/tasks/:id", |req, params| respond(routes::get(req, params)));
     router.put_async("/api/:user_id/tasks/:id", |req, params| respond(routes::replace(req, params)));

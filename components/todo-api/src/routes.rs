@@ -6,7 +6,10 @@ use chrono::Utc;
 use component_kit::{auth, json, Problem};
 use dapr_http::{DaprError, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
-use todo_domain::{Completion, IfMatch, ListQuery, NewTask, OccurrenceRequest, Task, TaskEvent, TaskId, TaskPatch, UserId, UserLedger};
+use todo_domain::{
+    Completion, DomainError, IfMatch, ListQuery, NewTask, OccurrenceRequest, QuickAdd, Task, TaskEvent, TaskId, TaskPatch, UserId,
+    UserLedger,
+};
 
 use crate::store::{self, IdempotencyRecord};
 use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
@@ -63,11 +66,30 @@ fn if_match(req: &Request) -> Result<Option<IfMatch>, Problem> {
 
 /// `POST /api/{user_id}/tasks`
 pub(crate) async fn create(req: Request, params: Params) -> Result<Response, Problem> {
+    create_from(req, params, NewTask::from_json).await
+}
+
+/// `POST /api/{user_id}/tasks/quick`: a task from a sentence (`todo_domain::quick`).
+pub(crate) async fn quick_create(req: Request, params: Params) -> Result<Response, Problem> {
+    create_from(req, params, |body| Ok(QuickAdd::from_json(body, Utc::now())?.task)).await
+}
+
+/// `POST /api/{user_id}/tasks/quick/preview`: what the sentence means; writes nothing.
+pub(crate) async fn quick_preview(req: Request, params: Params) -> Result<Response, Problem> {
+    let ctx = Ctx::new();
+    ctx.authenticate(&req, &params).await?;
+    let now = Utc::now();
+    let parsed = QuickAdd::from_json(json_body(&req)?, now)?;
+    Ok(json(200, &serde_json::json!({ "now": now, "task": parsed.fields })))
+}
+
+/// A create whose body `parse` turns into the new task.
+async fn create_from(req: Request, params: Params, parse: impl FnOnce(&[u8]) -> Result<NewTask, DomainError>) -> Result<Response, Problem> {
     let ctx = Ctx::new();
     let user = ctx.authenticate(&req, &params).await?;
     let idempotency = idempotency_key(&req)?;
     let body = json_body(&req)?;
-    let new = NewTask::from_json(body)?;
+    let new = parse(body)?;
     let fingerprint = store::fingerprint(body);
     for _ in 0..MAX_ATTEMPTS {
         if let Some(key) = &idempotency {

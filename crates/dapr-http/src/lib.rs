@@ -174,10 +174,17 @@ impl Dapr {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response, DaprError> {
+        self.send(method, path, &[], body).await
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<Response, DaprError> {
         let mut builder = Request::builder();
         builder.method(method).uri(format!("{}{}", self.endpoint, path));
         if let Some(token) = &self.api_token {
             builder.header("dapr-api-token", token);
+        }
+        for (name, value) in headers {
+            builder.header(*name, *value);
         }
         // The incoming request's W3C trace context goes along on every call.
         for (name, value) in trace::current().headers() {
@@ -379,8 +386,22 @@ impl Dapr {
     /// when the sidecar cannot be reached.
     pub async fn invoke_post(&self, app_id: &str, method: &str, body: &impl Serialize) -> Result<(u16, Vec<u8>), DaprError> {
         let body = serde_json::to_vec(body).map_err(|e| DaprError::Decode(e.to_string()))?;
+        self.invoke_with(app_id, Method::Post, method, &[], Some(body)).await
+    }
+
+    /// Sends `verb` to `method` (path and query) of `app_id` with extra
+    /// `headers` (e.g. the caller's `Authorization`, which Dapr forwards) and
+    /// an optional JSON body; returns the status and body whatever the status.
+    pub async fn invoke_with(
+        &self,
+        app_id: &str,
+        verb: Method,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), DaprError> {
         let path = format!("/v1.0/invoke/{}/method/{}", encode(app_id), method.trim_start_matches('/'));
-        let response = self.call(Method::Post, &path, Some(body)).await?;
+        let response = self.send(verb, &path, headers, body).await?;
         Ok((*response.status(), response.body().to_vec()))
     }
 }

@@ -21,6 +21,8 @@ pub struct Stack {
     pub audit: String,
     /// todo-api's daprd.
     pub api_dapr: String,
+    /// mcp-server's address (its endpoint is `{mcp}/mcp`).
+    pub mcp: String,
     jwt_secret: String,
     app_token: String,
     contracts: std::path::PathBuf,
@@ -39,6 +41,7 @@ impl Stack {
             api: var("TODO_API_URL"),
             audit: var("AUDIT_SERVICE_URL"),
             api_dapr: var("TODO_API_DAPR_URL"),
+            mcp: var("MCP_SERVER_URL"),
             jwt_secret: secrets["jwt-hs256-secret"].as_str().unwrap().to_owned(),
             app_token: secrets["app-api-token"].as_str().unwrap().to_owned(),
             contracts: var("TODO_CONTRACTS_DIR").into(),
@@ -166,6 +169,15 @@ pub fn send_json(method: &str, url: &str, token: &str, body: &Value) -> Reply {
 pub fn get(url: &str, token: &str) -> Reply {
     let auth = format!("Bearer {token}");
     send("GET", url, &[("authorization", &auth)], None)
+}
+
+/// POSTs `body` (sent as-is) to the MCP endpoint `url` with a bearer token,
+/// as a Streamable HTTP client does.
+pub fn mcp_post(url: &str, token: &str, body: &[u8]) -> Reply {
+    let auth = format!("Bearer {token}");
+    let headers =
+        [("authorization", auth.as_str()), ("accept", "application/json, text/event-stream"), ("mcp-protocol-version", "2025-11-25")];
+    send("POST", url, &headers, Some(("application/json", body)))
 }
 
 /// Polls `probe` until it returns `Some`, for at most `limit`.

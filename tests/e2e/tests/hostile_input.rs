@@ -1652,3 +1652,189 @@ fn hostile_path_segments_are_refused_and_write_nothing() {
     });
     api.assert_audit(&written.into_inner());
 }
+
+// ------------------------------------------------------------ MCP
+
+/// What a hostile MCP message must get.
+#[derive(Clone, Debug, PartialEq)]
+enum McpExpect {
+    /// HTTP `status` with the JSON-RPC error `code`.
+    Refused(u16, i64),
+    /// HTTP 200 with the JSON-RPC error `code`.
+    Error(i64),
+    /// HTTP 200 with a tool result that has `isError: true`.
+    ToolError,
+}
+
+/// A hostile message to `POST /mcp`.
+#[derive(Clone, Debug)]
+struct McpCase {
+    label: String,
+    bytes: Vec<u8>,
+    expect: McpExpect,
+}
+
+const MCP_METHODS: [&str; 5] = ["initialize", "ping", "tools/list", "tools/call", "notifications/initialized"];
+const MCP_TOOLS: [&str; 7] = ["add_task", "list_tasks", "find_tasks", "complete_task", "delete_task", "update_task", "quick_add"];
+
+fn mcp_case(label: &str, message: &Value, expect: McpExpect) -> McpCase {
+    McpCase { label: label.into(), bytes: message.to_string().into_bytes(), expect }
+}
+
+fn call_message(tool: &str, arguments: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": tool, "arguments": arguments } })
+}
+
+fn hostile_mcp() -> BoxedStrategy<McpCase> {
+    let not_json = vec(any::<u8>(), 0..200)
+        .prop_filter("not JSON", |b| serde_json::from_slice::<Value>(b).is_err())
+        .prop_map(|bytes| McpCase { label: "not JSON".into(), bytes, expect: McpExpect::Refused(400, -32700) });
+    let deep = (130usize..2000).prop_map(|n| McpCase {
+        label: format!("params nested {n} deep"),
+        bytes: format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}{}}}}}"#, "[".repeat(n), "]".repeat(n)).into_bytes(),
+        expect: McpExpect::Refused(400, -32700),
+    });
+    let batch = (1usize..200, select(&MCP_METHODS[..])).prop_map(|(n, m)| {
+        let one = json!({ "jsonrpc": "2.0", "id": 1, "method": m, "params": {} });
+        mcp_case(&format!("a batch of {n}"), &Value::Array(vec![one; n]), McpExpect::Refused(400, -32600))
+    });
+    let bad_envelope = prop_oneof![
+        wrong_type(Value::is_string, true).prop_map(|v| mcp_case(
+            "jsonrpc",
+            &json!({ "jsonrpc": v, "id": 1, "method": "ping" }),
+            McpExpect::Refused(400, -32600)
+        )),
+        wrong_type(|v| v.is_string() || v.as_i64().is_some() || v.as_u64().is_some(), true).prop_map(|v| mcp_case(
+            "id",
+            &json!({ "jsonrpc": "2.0", "id": v, "method": "ping" }),
+            McpExpect::Refused(400, -32600)
+        )),
+        wrong_type(Value::is_string, true).prop_map(|v| mcp_case(
+            "method",
+            &json!({ "jsonrpc": "2.0", "id": 1, "method": v }),
+            McpExpect::Refused(400, -32600)
+        )),
+        wrong_type(Value::is_object, false).prop_map(|v| mcp_case(
+            "params",
+            &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": v }),
+            McpExpect::Refused(400, -32602)
+        )),
+        json_value().prop_filter("not an object", |v| !v.is_object()).prop_map(|v| mcp_case(
+            "not an object",
+            &v,
+            McpExpect::Refused(400, -32600)
+        )),
+    ];
+    let unknown_method =
+        hostile_word().prop_filter("unknown", |m| !MCP_METHODS.contains(&m.as_str()) && !m.starts_with("notifications/")).prop_map(|m| {
+            mcp_case("unknown method", &json!({ "jsonrpc": "2.0", "id": 7, "method": m, "params": {} }), McpExpect::Error(-32601))
+        });
+    let unknown_tool = hostile_word()
+        .prop_filter("unknown", |t| !MCP_TOOLS.contains(&t.as_str()))
+        .prop_map(|t| mcp_case("unknown tool", &call_message(&t, json!({})), McpExpect::Error(-32602)));
+    let bad_arguments = prop_oneof![
+        wrong_type(Value::is_string, true).prop_map(|v| mcp_case(
+            "title type",
+            &call_message("add_task", json!({ "title": v })),
+            McpExpect::ToolError
+        )),
+        wrong_type(Value::is_object, false).prop_filter("not null", |v| !v.is_null()).prop_map(|v| mcp_case(
+            "arguments type",
+            &call_message("add_task", v),
+            McpExpect::ToolError
+        )),
+        (hostile_word(), json_value())
+            .prop_filter("unknown", |(k, _)| ![
+                "title",
+                "description",
+                "priority",
+                "tags",
+                "due_at",
+                "time_zone",
+                "reminders",
+                "recurrence",
+                "user_id"
+            ]
+            .contains(&k.as_str()))
+            .prop_map(|(k, v)| {
+                let mut args = Map::new();
+                args.insert("title".into(), json!("x"));
+                args.insert(k, v);
+                mcp_case("unknown argument", &call_message("add_task", Value::Object(args)), McpExpect::ToolError)
+            }),
+        (201usize..20_000).prop_map(|n| mcp_case(
+            "huge title",
+            &call_message("add_task", json!({ "title": "a".repeat(n) })),
+            McpExpect::ToolError
+        )),
+        hostile_text().prop_map(|t| mcp_case(
+            "hostile task_id",
+            &call_message("delete_task", json!({ "task_id": t })),
+            McpExpect::ToolError
+        )),
+        json_value().prop_map(|v| mcp_case(
+            "quick_add text type",
+            &call_message("quick_add", json!({ "text": [v] })),
+            McpExpect::ToolError
+        )),
+        hostile_word().prop_map(|u| mcp_case(
+            "other user_id",
+            &call_message("add_task", json!({ "title": "x", "user_id": format!("{u}-other") })),
+            McpExpect::ToolError
+        )),
+    ];
+    let huge = (MAX_BODY + 1..MAX_BODY * 3).prop_map(|n| {
+        let message = call_message("add_task", json!({ "title": "x", "description": "d".repeat(n) }));
+        mcp_case(&format!("{n}-byte message"), &message, McpExpect::Refused(413, -32600))
+    });
+    prop_oneof![
+        2 => not_json,
+        1 => deep,
+        2 => batch,
+        3 => bad_envelope,
+        2 => unknown_method,
+        2 => unknown_tool,
+        4 => bad_arguments,
+        1 => huge,
+    ]
+    .boxed()
+}
+
+#[test]
+fn hostile_mcp_messages_get_their_json_rpc_error_and_write_nothing() {
+    let api = Api::get();
+    let url = format!("{}/mcp", api.stack.mcp);
+    let written = RefCell::new(Vec::new());
+    check("hostile MCP messages", 64, vec(hostile_mcp(), 1..=3), |cases| {
+        let user = fresh_user("hostile-mcp");
+        let token = api.stack.token(&user);
+        for c in &cases {
+            let reply = e2e::mcp_post(&url, &token, &c.bytes);
+            let context = || format!("{}: got {} {}", c.label, reply.status, reply.json);
+            prop_assert!(reply.status < 500, "a 5xx for hostile input: {}", context());
+            match &c.expect {
+                McpExpect::Refused(status, code) => {
+                    prop_assert_eq!(reply.status, *status, "{}", context());
+                    prop_assert_eq!(reply.json["error"]["code"].as_i64(), Some(*code), "{}", context());
+                }
+                McpExpect::Error(code) => {
+                    prop_assert_eq!(reply.status, 200, "{}", context());
+                    prop_assert_eq!(reply.json["error"]["code"].as_i64(), Some(*code), "{}", context());
+                }
+                McpExpect::ToolError => {
+                    prop_assert_eq!(reply.status, 200, "{}", context());
+                    prop_assert_eq!(&reply.json["result"]["isError"], &json!(true), "{}", context());
+                    prop_assert!(reply.json["result"]["content"][0]["text"].as_str().is_some_and(|t| !t.is_empty()), "{}", context());
+                }
+            }
+            prop_assert_eq!(reply.json["jsonrpc"].as_str(), Some("2.0"), "{}", context());
+        }
+        api.assert_no_tasks(&user)?;
+        let sentinel = e2e::mcp_post(&url, &token, call_message("add_task", json!({ "title": "sentinel" })).to_string().as_bytes());
+        prop_assert_eq!(&sentinel.json["result"]["isError"], &json!(false), "{}", sentinel.json);
+        let task_id = sentinel.json["result"]["structuredContent"]["task_id"].as_str().unwrap_or_default().to_owned();
+        written.borrow_mut().push(Written { user, events: vec![(CREATED, task_id)], case: format!("{cases:?}") });
+        Ok(())
+    });
+    api.assert_audit(&written.into_inner());
+}

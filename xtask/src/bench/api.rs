@@ -65,6 +65,27 @@ pub fn event_delivery(client: &Client, run_id: u32) -> Result<Series> {
     Ok(Series::latency("event delivery: POST -> audit entry", millis, "20 sequential creates, audit polled every 2 ms"))
 }
 
+/// A create through MCP (`tools/call add_task`) next to a REST create, 50
+/// sequential pairs on one user, interleaved so both see the same machine.
+pub fn mcp_add_task(client: &Client, run_id: u32) -> Result<Vec<Series>> {
+    let user = format!("bench-mcp-{run_id}");
+    let token = client.token(&user)?;
+    let (mut rest, mut mcp) = (Vec::new(), Vec::new());
+    for i in 0..50 {
+        let start = Instant::now();
+        client.create(&user, &token, &json!({ "title": format!("rest {i}") }))?;
+        rest.push(start.elapsed().as_secs_f64() * 1000.0);
+        let start = Instant::now();
+        client.mcp_tool(&token, "add_task", &json!({ "title": format!("mcp {i}") }))?;
+        mcp.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    let note = "50 sequential, interleaved with the other on one user";
+    Ok(vec![
+        Series::latency("create, sequential: REST POST", rest, note),
+        Series::latency("create, sequential: MCP tools/call add_task", mcp, note),
+    ])
+}
+
 /// Open loop: `rate` requests per second for `window`, each sent on time
 /// whether or not the earlier ones have answered, round-robin over `users`.
 pub fn fixed_rate(client: &Client, users: &Users, op: Op, rate: u32, window: Duration) -> Result<Series> {

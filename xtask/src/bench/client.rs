@@ -18,6 +18,8 @@ pub struct Client {
     pub audit: String,
     /// Base URL of notify-service.
     pub notify: String,
+    /// Base URL of mcp-server.
+    pub mcp: String,
     secret: String,
 }
 
@@ -39,6 +41,7 @@ impl Client {
             api: env["TODO_API_URL"].clone(),
             audit: env["AUDIT_SERVICE_URL"].clone(),
             notify: env["NOTIFY_SERVICE_URL"].clone(),
+            mcp: env["MCP_SERVER_URL"].clone(),
             secret,
         })
     }
@@ -62,6 +65,23 @@ impl Client {
             bail!("create answered {}: {}", response.status(), detail.unwrap_or(body));
         }
         Ok(response.body_mut().read_json()?)
+    }
+
+    /// Calls the MCP tool `tool` (`tools/call` on `/mcp`); fails unless the tool succeeded.
+    pub fn mcp_tool(&self, token: &str, tool: &str, arguments: &Value) -> Result<Value> {
+        let message = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": tool, "arguments": arguments } });
+        let mut response = self
+            .agent
+            .post(format!("{}/mcp", self.mcp))
+            .header("authorization", &format!("Bearer {token}"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .send_json(&message)?;
+        let answer: Value = response.body_mut().read_json()?;
+        if answer["result"]["isError"] != json!(false) {
+            bail!("tools/call {tool} answered {answer}");
+        }
+        Ok(answer["result"]["structuredContent"].clone())
     }
 
     /// GETs `url` as JSON; fails unless it answers `200`.

@@ -123,6 +123,7 @@ fn measure(client: &Client, stack: &Stack, run_id: u32) -> Result<Vec<Series>> {
         series.push(s);
     };
     done(api::event_delivery(client, run_id)?);
+    api::mcp_add_task(client, run_id)?.into_iter().for_each(&mut done);
     let readers = Users::new(client, &format!("bench-list-{run_id}"), 10)?;
     readers.seed(client, 20)?;
     std::thread::sleep(Duration::from_secs(3)); // let the seeding's events settle

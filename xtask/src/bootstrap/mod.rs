@@ -65,7 +65,10 @@ pub const PREREQUISITES: [(&str, &str); 5] = [
     ("java", "a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)"),
     ("mvn", "Apache Maven (e.g. `apt-get install maven`)"),
     ("python3", "Python 3 with pip (e.g. `apt-get install python3-pip python3-venv`)"),
-    ("npm", "Node.js 20+ with npm, for the Better Auth test server and the board's browser tests (e.g. `apt-get install nodejs npm`)"),
+    (
+        "npm",
+        "Node.js 20+ with npm, for the Better Auth test server and the MCP clients of the e2e suite and the board's browser tests (e.g. `apt-get install nodejs npm`)",
+    ),
 ];
 
 /// The wasm host that serves the components.

@@ -438,8 +438,13 @@ pub mod tests {
         let pubsub = repo_broken("Component", "pubsub", |c| {
             c["spec"]["metadata"].as_array_mut().unwrap().retain(|m| m["name"] != "publishingScopes")
         });
-        // One fault per Dapr app: the board has no sidecar, so no pub/sub.
-        assert_eq!(pubsub_scopes(&pubsub, &facts).len(), facts.components.keys().filter(|c| crate::stack::has_sidecar(c)).count());
+        // One fault per app scoped to pub/sub (mcp-server and the sidecar-less board are not).
+        let scoped = repo_manifests()
+            .iter()
+            .find(|d| d["kind"] == "Component" && d["metadata"]["name"] == "pubsub")
+            .and_then(|c| c["scopes"].as_array().map(Vec::len))
+            .unwrap();
+        assert_eq!(pubsub_scopes(&pubsub, &facts).len(), scoped);
         let acl = repo_broken("Configuration", "todo-api-config", |c| {
             c["spec"]["accessControl"]["policies"]
                 .as_array_mut()

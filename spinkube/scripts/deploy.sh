@@ -43,8 +43,8 @@ if [[ "${TODO_SKIP_BUILD:-0}" != 1 ]]; then
   (cd "$REPO_ROOT" && spin build) || die "spin build failed (see the output above)"
 fi
 # The components read WASI environment variables, which a SpinApp cannot set:
-# the settings travel in the pushed manifest (`environment` of the three
-# browser-facing components). The JWKS host is an application variable
+# the settings travel in the pushed manifest (`environment` of the
+# components that check tokens for browsers and agents). The JWKS host is an application variable
 # (SpinApp `spec.variables`, below).
 manifest=spin.toml
 env_entries=()
@@ -56,9 +56,9 @@ done
 if ((${#env_entries[@]})); then
   manifest=spin.deploy.toml
   environment="environment = { $(IFS=,; echo "${env_entries[*]}") }"
-  # Replaces the `environment` of the three components (spin.toml's is the default).
+  # Replaces the `environment` of those components (spin.toml's is the default).
   awk -v env="$environment" '
-    /^\[/ { mine = ($0 ~ /^\[component\.(todo-api|audit-service|notify-service)\]$/) }
+    /^\[/ { mine = ($0 ~ /^\[component\.(todo-api|audit-service|notify-service|mcp-server)\]$/) }
     mine && /^environment = / { next }
     { print }
     mine && /^\[component\./ { print env }' \

@@ -204,6 +204,16 @@ try {
     report.sync_ms = { p50: percentile(report.samples, 50), p95: percentile(report.samples, 95), n: report.samples.length };
   });
 
+  await step('quick add reads the sentence: the date, #tag and priority leave the title', async () => {
+    const name = `Call mom ${Date.now().toString(36)}`;
+    await a1.page.getByLabel('Add a task').fill(`${name} tomorrow 6pm #family p1`);
+    await a1.page.getByLabel('Add a task').press('Enter');
+    await item(a1.page, name).waitFor();
+    assert.equal((await item(a1.page, name).locator('.title').textContent()).includes('#family'), false, 'the #tag left the title');
+    assert.deepEqual(await item(a1.page, name).locator('ul.tags li').allTextContents(), ['#family'], 'the #tag became a tag');
+    assert.equal(await a1.page.locator('#quick-status').textContent(), `Added “${name}”.`);
+  });
+
   const recurring = `Water the plants ${Date.now().toString(36)}`;
   await step('edit due date, time zone, priority, tags, recurrence and reminders; a bad rule is refused in place', async () => {
     await a1.page.getByLabel('Add a task').fill(recurring);

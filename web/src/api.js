@@ -11,7 +11,7 @@ export class ApiError extends Error {
 }
 
 /** The path of the sentence-to-task route (todo-api; quick add). */
-export const QUICK_ADD_PATH = 'tasks/quick-add';
+export const QUICK_ADD_PATH = 'tasks/quick';
 
 const enc = encodeURIComponent;
 
@@ -64,17 +64,11 @@ export class Api {
     }).then((r) => r.data);
   }
 
-  /** Creates a task from a sentence; `null` when the server has no quick add. */
-  async quickAdd(text, timeZone, idempotencyKey) {
-    try {
-      const r = await this.request(this.config.todo_api_url, `api/${enc(this.user)}/${QUICK_ADD_PATH}`, {
-        method: 'POST', body: { text, time_zone: timeZone }, headers: { 'idempotency-key': idempotencyKey },
-      });
-      return r.data.task || r.data;
-    } catch (e) {
-      if (e.status === 404 || e.status === 405) return null;
-      throw e;
-    }
+  /** Creates a task from a sentence, read in `timeZone` (todo-api's quick add). */
+  quickAdd(text, timeZone, idempotencyKey) {
+    return this.request(this.config.todo_api_url, `api/${enc(this.user)}/${QUICK_ADD_PATH}`, {
+      method: 'POST', body: { text, time_zone: timeZone }, headers: { 'idempotency-key': idempotencyKey },
+    }).then((r) => r.data);
   }
 
   patch(task, fields) {

@@ -196,13 +196,8 @@ $('quick').addEventListener('submit', async (e) => {
   const status = $('quick-status');
   const key = uuid();
   try {
-    let task = await state.api.quickAdd(text, browserZone(), key);
-    if (task) {
-      say(status, `Added “${task.title}”.`);
-    } else {
-      task = await state.api.create({ title: text }, key);
-      say(status, `Added “${task.title}” as it is: this server has no quick add yet, so dates, #tags and priorities in the sentence were not read. Edit the task to set them.`, 'warn');
-    }
+    const task = await state.api.quickAdd(text, browserZone(), key);
+    say(status, `Added “${task.title}”.`);
     input.value = '';
     remember(task);
     if (!state.tasks.some((t) => t.id === task.id)) upsert(task);

@@ -53,9 +53,11 @@ fn base_url(req: &Request) -> String {
 }
 
 /// `GET /.well-known/oauth-protected-resource`: the authorization servers are
-/// `MCP_AUTHORIZATION_SERVERS` (comma-separated), else `BETTER_AUTH_URL`.
+/// `MCP_AUTHORIZATION_SERVERS` (comma-separated), else the Better Auth issuer
+/// the tokens are checked against (`BETTER_AUTH_URL`).
 fn metadata(req: &Request) -> Response {
-    let servers = env_or("MCP_AUTHORIZATION_SERVERS", &std::env::var("BETTER_AUTH_URL").unwrap_or_default());
+    let issuer = Settings::from_env().better_auth.map(|b| b.issuer).unwrap_or_default();
+    let servers = env_or("MCP_AUTHORIZATION_SERVERS", &issuer);
     let servers: Vec<&str> = servers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     component_kit::json(200, &mcp_protocol::resource_metadata(&base_url(req), &servers))
 }

@@ -193,3 +193,10 @@ pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> O
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One origin the stack's browser-facing services allow: the first of
+/// `CORS_ALLOWED_ORIGINS` (a comma-separated list) that `cargo xtask test` sets.
+pub fn allowed_origin() -> String {
+    let origins = std::env::var("CORS_ALLOWED_ORIGINS").expect("CORS_ALLOWED_ORIGINS is set by `cargo xtask test`");
+    origins.split(',').map(str::trim).find(|o| !o.is_empty()).expect("CORS_ALLOWED_ORIGINS names an origin").to_owned()
+}

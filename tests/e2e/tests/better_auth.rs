@@ -189,9 +189,7 @@ fn a_rotated_key_works_without_a_restart() {
 #[test]
 fn cors_preflights_and_responses_follow_the_allowed_origins() {
     let _stack = Stack::get();
-    let origins = std::env::var("CORS_ALLOWED_ORIGINS").expect("CORS_ALLOWED_ORIGINS is set by `cargo xtask test`");
-    // A comma-separated list (the Better Auth server's origin, the board's): the first is enough.
-    let allowed = origins.split(',').next().unwrap_or_default().trim().to_owned();
+    let allowed = e2e::allowed_origin();
     let auth = BetterAuth::from_env();
     let session = auth.sign_up();
     let token = auth.token(&session, "EdDSA");

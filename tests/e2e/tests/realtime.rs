@@ -445,7 +445,7 @@ fn an_event_source_reconnects_after_its_first_stream_token_expired() {
     let auth = e2e::better_auth::BetterAuth::from_env();
     let session = auth.sign_up();
     let (user, token) = (session.user.clone(), auth.token(&session, "EdDSA"));
-    let origin = std::env::var("CORS_ALLOWED_ORIGINS").expect("set by `cargo xtask test`");
+    let origin = e2e::allowed_origin();
     let issued_at = Instant::now();
     let issued = send("POST", &format!("{}/api/{user}/stream-token", notify_url()), &[("authorization", &bearer(&token))], None);
     assert_eq!(issued.status, 201, "{:?}", issued.json);

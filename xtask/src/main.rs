@@ -105,8 +105,10 @@ fn test(args: &[String]) -> Result<()> {
         Some(_) => vec![parse_store(args)?],
         None => vec![Store::Sqlite, Store::Postgres],
     };
-    // The tools install in the background while the workspace compiles and its unit tests run.
+    // The tools install in the background while the workspace compiles and its unit tests run;
+    // the Kubernetes kit's (first run only) at low priority, needed only at the end.
     let tools = bootstrap::Tools::begin()?;
+    let kit = k8s::begin(&paths::cache());
     lint::check()?;
     let mut unit_args = vec!["--workspace", "--exclude", "e2e"];
     for app in stack::components() {
@@ -117,9 +119,6 @@ fn test(args: &[String]) -> Result<()> {
     passed += paths::cargo_test(&["--manifest-path", "fuzz/Cargo.toml"], &[])?;
     build::components()?;
     let tools = tools.ready()?;
-    // After the tools: its Go builds (first run only) do not compete with Dapr's.
-    println!("\n== spinkube/ on a Kubernetes control plane ==");
-    k8s::run()?;
     build::check_targets(&tools)?;
     let clients = mcp_clients::install(&paths::cache())?;
     for (n, &store) in stores.iter().enumerate() {
@@ -140,6 +139,8 @@ fn test(args: &[String]) -> Result<()> {
     // Every invariant under kill -9 of each kind of process, on the first store.
     println!("\n== chaos on the {} store ==", stores[0]);
     passed += chaos::run(&tools, stores[0])?;
+    println!("\n== spinkube/ on a Kubernetes control plane ==");
+    k8s::check(kit.ready()?)?;
     // A plain closing line for CI: every runner above stops at its first failure.
     println!("\nxtask: {passed} passed, 0 failed");
     Ok(())

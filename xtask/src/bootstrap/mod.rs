@@ -267,6 +267,9 @@ pub struct GoBuild<'a> {
     pub ldflags: String,
     /// What the progress line says to expect.
     pub expect: &'a str,
+    /// Off the critical path: the build runs at low CPU priority (`nice`), so
+    /// that it takes only what the work that waits on nothing leaves idle.
+    pub background: bool,
 }
 
 impl GoBuild<'_> {
@@ -295,8 +298,16 @@ impl GoBuild<'_> {
         }
         let log = cache.join("logs").join(format!("{}-build.log", self.prefix));
         let step = Step::start(self.name, &format!("building from the Go module proxy; log: {}", log.display()), self.expect);
+        let mut command = match which("nice").filter(|_| self.background) {
+            Some(nice) => {
+                let mut nice = Command::new(nice);
+                nice.args(["-n", "15"]).arg(go);
+                nice
+            }
+            None => Command::new(go),
+        };
         paths::run_logged(
-            Command::new(go)
+            command
                 .arg("build")
                 .args(GO_BUILD_FLAGS)
                 .arg(self.link_flags())
@@ -346,7 +357,8 @@ fn dapr_build() -> GoBuild<'static> {
         sources: &["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"],
         targets: &[("./cmd/daprd", "daprd"), ("./cmd/scheduler", "scheduler")],
         ldflags: format!("-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"),
-        expect: "about 15 minutes on 2 cores, once",
+        expect: "about 8 minutes on 2 cores, once",
+        background: false,
     }
 }
 

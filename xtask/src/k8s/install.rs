@@ -10,6 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
 
@@ -46,6 +47,23 @@ pub struct Kit {
     pub go: PathBuf,
 }
 
+/// An install of the kit under way in a thread of its own ([`begin`]).
+pub struct Pending(JoinHandle<Result<Kit>>);
+
+/// Starts installing whatever is missing in the background. Its Go builds run
+/// at low priority, so the work that waits for nothing else goes first.
+pub fn begin(cache: &Path) -> Pending {
+    let cache = cache.to_path_buf();
+    Pending(std::thread::spawn(move || install(&cache)))
+}
+
+impl Pending {
+    /// Waits for the install.
+    pub fn ready(self) -> Result<Kit> {
+        self.0.join().expect("k8s install thread")
+    }
+}
+
 /// Installs whatever is missing.
 pub fn install(cache: &Path) -> Result<Kit> {
     fs::create_dir_all(cache.join("logs"))?;
@@ -78,7 +96,8 @@ fn control_plane_build() -> GoBuild<'static> {
             "-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 \
              -X k8s.io/component-base/version.gitMinor={minor}"
         ),
-        expect: "about 30 minutes on 2 cores, once",
+        expect: "about 10 minutes of CPU on 2 cores, once",
+        background: true,
     }
 }
 
@@ -91,7 +110,8 @@ fn operator_build() -> GoBuild<'static> {
         sources: &["go.mod", "go.sum"],
         targets: &[("github.com/spinkube/spin-operator/cmd", "spin-operator")],
         ldflags: String::new(),
-        expect: "about 7 minutes on 2 cores, once",
+        expect: "about 5 minutes of CPU on 2 cores, once",
+        background: true,
     }
 }
 

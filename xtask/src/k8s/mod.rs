@@ -32,14 +32,18 @@ use cluster::{Cluster, Ports, OPERATOR_USER};
 const KINDS: &str = "spinapps,spinappexecutors,runtimeclasses,deployments,services,serviceaccounts,secrets,\
                      configurations.dapr.io,components.dapr.io,subscriptions.dapr.io,ingresses,kafkatopics";
 
-pub use install::cached;
+pub use install::{begin, cached};
 
-/// Runs the whole check; fails listing every fault found.
+/// Installs what is missing, then runs the whole check.
 pub fn run() -> Result<()> {
+    check(install::install(&paths::cache())?)
+}
+
+/// Runs the whole check with an installed kit; fails listing every fault found.
+pub fn check(kit: install::Kit) -> Result<()> {
     let (root, cache) = (paths::root(), paths::cache());
     let facts = facts::Facts::read(&root)?;
     let scripts_checked = shellcheck::check(&cache, &root, &["xtask/src/k8s/kubectl-shim.sh"])?;
-    let kit = install::install(&cache)?;
     let started = Instant::now();
     let dir = root.join("target/k8s-check");
     let ports = Ports::from_env()?;

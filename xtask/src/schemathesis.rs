@@ -30,7 +30,11 @@ pub fn run(ports: Ports, seconds: u64) -> Result<u64> {
     let token = token::sign(&user, seconds + 3600, hs256_secret()?.as_bytes())?;
     let out = root.join("target/schemathesis");
     let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
     let mut cmd = Command::new(bin.join("st"));
+    // schemathesis keeps a cache of earlier failures in `.schemathesis/` of its
+    // working directory and replays them: a fresh directory keeps runs repeatable.
+    cmd.current_dir(&out);
     cmd.arg("--config-file")
         .arg(root.join("tests/schemathesis/schemathesis.toml"))
         .args(["run", "--checks", "all", "--seed", SEED, "--max-time", &seconds.to_string()])

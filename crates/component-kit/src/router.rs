@@ -11,12 +11,14 @@ use spin_sdk::http::{IntoResponse, Method, Params, Request, Response};
 use crate::Problem;
 
 type Handler = Box<dyn Fn(Request, Params) -> Pin<Box<dyn Future<Output = Response>>>>;
+/// The methods of one path, each with its handler (`None`: answered before the router).
+type Methods = Vec<(Method, Option<Handler>)>;
 
 /// Routes by path pattern (Spin's syntax: `/api/:user_id/tasks`, a trailing `*`),
 /// each with the methods it takes.
 #[derive(Default)]
 pub struct Routes {
-    paths: Vec<(String, Vec<(Method, Option<Handler>)>)>,
+    paths: Vec<(String, Methods)>,
 }
 
 impl Routes {
@@ -67,7 +69,7 @@ impl Routes {
         self.on(Method::Post, path, handler)
     }
 
-    fn methods(&mut self, path: &str) -> &mut Vec<(Method, Option<Handler>)> {
+    fn methods(&mut self, path: &str) -> &mut Methods {
         match self.paths.iter().position(|(p, _)| p == path) {
             Some(i) => &mut self.paths[i].1,
             None => {

@@ -12,6 +12,8 @@
 //! cargo xtask chaos [--store ...]       load while killing parts; check invariants
 //! cargo xtask fuzz [target] [--seconds N]   fuzz the domain parsers (nightly)
 //! cargo xtask k8s                       spinkube/ on a real API server with the SpinKube operator
+//! cargo xtask openapi                   write the domain's rules and each path's servers into the OpenAPI document
+//! cargo xtask schemathesis [--seconds N]   fuzz every documented operation of the running dev stack
 //! cargo xtask token <user> [--ttl SECS] print a development JWT
 //! ```
 
@@ -26,7 +28,9 @@ mod fuzz;
 mod k8s;
 mod lint;
 mod mcp_clients;
+mod openapi;
 mod paths;
+mod schemathesis;
 mod stack;
 #[cfg(test)]
 mod tidy;
@@ -64,6 +68,14 @@ fn run(args: Vec<String>) -> Result<()> {
         "doctor" => doctor::run(),
         "fuzz" => fuzz::run(rest),
         "k8s" => k8s::run(),
+        "openapi" => openapi::write(),
+        "schemathesis" => {
+            let seconds = match rest.iter().position(|a| a == "--seconds") {
+                Some(i) => rest.get(i + 1).context("--seconds needs a number")?.parse().context("--seconds must be a number")?,
+                None => schemathesis::TEST_SECS,
+            };
+            schemathesis::run(stack::Ports::from_env(stack::Mode::Dev)?, seconds).map(drop)
+        }
         "test" => test(rest),
         "token" => token::print(rest),
         _ => {
@@ -126,11 +138,15 @@ fn test(args: &[String]) -> Result<()> {
         let mut stack = stack::Stack::start(&tools, store, stack::Mode::Test)?;
         let env: Vec<(String, String)> = stack.test_env().into_iter().chain(clients.iter().cloned()).collect();
         let mut result = paths::cargo_test(&["-p", "e2e", "--tests", "--", "--test-threads=4"], &env);
-        // The board in Chromium, on the first store's stack.
+        // The board in Chromium and the contract fuzzer, on the first store's stack.
         if n == 0 {
             result = result.and_then(|p| {
                 println!("\n== the board in Chromium on the {store} store ==");
                 Ok(p + board::run(&mut stack)?)
+            });
+            result = result.and_then(|p| {
+                println!("\n== schemathesis against the OpenAPI document on the {store} store ==");
+                Ok(p + schemathesis::run(stack::Ports::from_env(stack::Mode::Test)?, schemathesis::TEST_SECS)?)
             });
         }
         drop(stack);

@@ -31,22 +31,7 @@ pub fn install(cache: &Path) -> Result<Vec<(String, String)>> {
 
 fn python_sdk(cache: &Path) -> Result<PathBuf> {
     let tag = &hex::encode(Sha256::digest(PYTHON_SDK))[..12];
-    let venv = cache.join(format!("mcp-python-{tag}"));
-    let python = venv.join("bin/python");
-    let marker = venv.join(".installed");
-    if marker.is_file() && python.is_file() {
-        return Ok(python);
-    }
-    if venv.exists() {
-        fs::remove_dir_all(&venv).with_context(|| format!("removing half-installed {}", venv.display()))?;
-    }
-    println!("mcp clients: installing {PYTHON_SDK} into {}", venv.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-        .context("`python3 -m venv` failed (Debian: apt-get install python3-venv)")?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", PYTHON_SDK]))
-        .with_context(|| format!("pip install {PYTHON_SDK} failed"))?;
-    fs::write(&marker, PYTHON_SDK)?;
-    Ok(python)
+    Ok(paths::pip_venv(&cache.join(format!("mcp-python-{tag}")), PYTHON_SDK)?.join("python"))
 }
 
 /// `npm ci` in `dir` unless its `node_modules` is from the same lock file.

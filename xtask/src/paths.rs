@@ -57,6 +57,35 @@ pub fn cargo_test(args: &[&str], env: &[(String, String)]) -> Result<u64> {
     Ok(passed)
 }
 
+/// A venv at `venv` with the pinned `requirement` (`name==x.y.z`) installed by
+/// pip; reused while its marker names the same requirement. Returns the venv's
+/// `bin/` directory.
+pub fn pip_venv(venv: &std::path::Path, requirement: &str) -> Result<PathBuf> {
+    let bin = venv.join("bin");
+    let marker = venv.join(".installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == requirement) && bin.join("python").is_file() {
+        return Ok(bin);
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(venv).with_context(|| format!("removing half-installed {}", venv.display()))?;
+    }
+    println!("installing {requirement} into {}", venv.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(venv))
+        .context("`python3 -m venv` failed (Debian: apt-get install python3-venv)")?;
+    run(Command::new(bin.join("python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        requirement,
+    ]))
+    .with_context(|| format!("pip install {requirement} failed"))?;
+    std::fs::write(&marker, requirement)?;
+    Ok(bin)
+}
+
 /// Runs a command to completion, failing with its name and status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;

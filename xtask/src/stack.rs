@@ -59,6 +59,11 @@ impl Ports {
         Ports::new(mode, std::env::var("TODO_PORT_OFFSET").ok().as_deref())
     }
 
+    /// The ports of `cargo xtask dev` without `TODO_PORT_OFFSET` (app 3000+i).
+    pub fn default_dev() -> Ports {
+        Ports { offset: 0 }
+    }
+
     fn new(mode: Mode, offset: Option<&str>) -> Result<Ports> {
         let offset: u16 = match offset {
             Some(v) if !v.is_empty() => v.parse().context("TODO_PORT_OFFSET must be a number such as 100")?,

@@ -11,9 +11,9 @@
 
 use chrono::Utc;
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, cors, delivery, health, json, readiness, telemetry, Problem, Settings};
+use component_kit::{auth, cors, delivery, health, json, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError};
-use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Params, Request, Response};
 use spin_sdk::http_component;
 use todo_domain::audit::{self, AuditEntry, AuditQuery, AuditedEvent, ChainHead, PAGE_MAX};
 use todo_domain::UserId;
@@ -27,14 +27,15 @@ async fn handle(req: Request) -> impl IntoResponse {
 
 async fn route(req: Request) -> Response {
     telemetry::begin(APP_ID, &req);
-    let mut router = Router::new();
-    router.get("/healthz/audit-service", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/audit-service", |_: Request, _: Params| readiness(APP_ID));
-    router.post_async("/internal/audit/task-events", |req, _| receive(req));
-    router.post_async("/internal/audit/reminders", |req, _| receive(req));
-    router.get_async("/audit/:user_id", |req, params| respond(list(req, params)));
-    router.get_async("/audit/:user_id/verify", |req, params| respond(verify(req, params)));
-    router.handle_async(req).await
+    let mut router = Routes::new();
+    router
+        .get("/healthz/audit-service", |_, _| async { health(APP_ID) })
+        .get("/readyz/audit-service", |_, _| readiness(APP_ID))
+        .post("/internal/audit/task-events", |req, _| receive(req))
+        .post("/internal/audit/reminders", |req, _| receive(req))
+        .get("/audit/:user_id", |req, params| respond(list(req, params)))
+        .get("/audit/:user_id/verify", |req, params| respond(verify(req, params)));
+    router.handle(req).await
 }
 
 async fn respond(handler: impl std::future::Future<Output = Result<Response, Problem>>) -> Response {

@@ -12,13 +12,13 @@
 use base64::Engine as _;
 use component_kit::cors::Cors;
 use component_kit::settings::env_or;
-use component_kit::{auth, health, readiness, Problem, Settings};
+use component_kit::{auth, health, readiness, Problem, Routes, Settings};
 use dapr_http::Dapr;
 use mcp_protocol::rpc::{self, Message, RpcError};
 use mcp_protocol::tools::{self, Plan, Verb};
 use mcp_protocol::Route;
 use serde_json::Value;
-use spin_sdk::http::{IntoResponse, Method, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 
 const APP_ID: &str = "mcp-server";
@@ -29,15 +29,14 @@ const MAX_BODY: usize = 64 * 1024;
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
-    let mut router = Router::new();
-    router.get("/healthz/mcp-server", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/mcp-server", |_: Request, _: Params| readiness(APP_ID));
-    router.get("/.well-known/oauth-protected-resource", |req: Request, _: Params| metadata(&req));
-    router.get("/.well-known/oauth-protected-resource/*", |req: Request, _: Params| metadata(&req));
-    router.post_async("/mcp", |req, _| mcp(req));
-    router.get("/mcp", |_: Request, _: Params| not_allowed());
-    router.delete("/mcp", |_: Request, _: Params| not_allowed());
-    router.handle_async(req).await
+    let mut router = Routes::new();
+    router
+        .get("/healthz/mcp-server", |_, _| async { health(APP_ID) })
+        .get("/readyz/mcp-server", |_, _| readiness(APP_ID))
+        .get("/.well-known/oauth-protected-resource", |req: Request, _| async move { metadata(&req) })
+        .get("/.well-known/oauth-protected-resource/*", |req: Request, _| async move { metadata(&req) })
+        .post("/mcp", |req, _| mcp(req));
+    router.handle(req).await
 }
 
 /// The public base URL: `MCP_PUBLIC_URL`, else the scheme and authority the
@@ -60,22 +59,6 @@ fn metadata(req: &Request) -> Response {
     let servers = env_or("MCP_AUTHORIZATION_SERVERS", &issuer);
     let servers: Vec<&str> = servers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     component_kit::json(200, &mcp_protocol::resource_metadata(&base_url(req), &servers))
-}
-
-fn not_allowed() -> Response {
-    Response::builder()
-        .status(405)
-        .header("allow", "POST")
-        .header("content-type", "application/json")
-        .body(rpc_error_body(&RpcError::new(
-            rpc::INVALID_REQUEST,
-            "this server is stateless: POST one JSON-RPC message to /mcp; there is no stream to GET or session to DELETE",
-        )))
-        .build()
-}
-
-fn rpc_error_body(error: &RpcError) -> Vec<u8> {
-    rpc::failure(&Value::Null, error).to_string().into_bytes()
 }
 
 /// A JSON-RPC answer with HTTP `status`.

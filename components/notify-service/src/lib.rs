@@ -19,10 +19,10 @@ use chrono::Utc;
 use component_kit::cors::{self, Cors};
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, delivery, health, json, readiness, stream_token, telemetry, Problem, Settings};
+use component_kit::{auth, delivery, health, json, readiness, stream_token, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
-use spin_sdk::http::{Headers, OutgoingResponse, Params, Request, Response, ResponseOutparam, Router};
+use spin_sdk::http::{Headers, Method, OutgoingResponse, Params, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use todo_domain::feed::{self, ChangesQuery, FeedEntry, FeedEvent, InboxQuery, LogHead, Notification, StreamQuery};
 use todo_domain::UserId;
@@ -40,21 +40,23 @@ async fn handle(req: Request, out: ResponseOutparam) {
 }
 
 async fn route(req: Request) -> Response {
-    let mut router = Router::new();
-    router.get("/healthz/notify-service", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/notify-service", |_: Request, _: Params| readiness(APP_ID));
-    router.post_async("/internal/notify/task-events", |req, _| receive(req));
-    router.post_async("/internal/notify/reminders", |req, _| receive(req));
-    router.get_async("/api/:user_id/changes", |req, params| respond(req, params, changes));
-    router.post_async("/api/:user_id/stream-token", |req, params| respond(req, params, issue_stream_token));
-    router.get_async("/api/:user_id/notifications", |req, params| respond(req, params, notifications));
-    router.post_async("/api/:user_id/notifications/:id/read", |req, params| respond(req, params, mark_read));
-    router.handle_async(req).await
+    let mut router = Routes::new();
+    router
+        .get("/healthz/notify-service", |_, _| async { health(APP_ID) })
+        .get("/readyz/notify-service", |_, _| readiness(APP_ID))
+        .post("/internal/notify/task-events", |req, _| receive(req))
+        .post("/internal/notify/reminders", |req, _| receive(req))
+        .get("/api/:user_id/changes", |req, params| respond(req, params, changes))
+        .served_elsewhere(Method::Get, "/api/:user_id/stream")
+        .post("/api/:user_id/stream-token", |req, params| respond(req, params, issue_stream_token))
+        .get("/api/:user_id/notifications", |req, params| respond(req, params, notifications))
+        .post("/api/:user_id/notifications/:id/read", |req, params| respond(req, params, mark_read));
+    router.handle(req).await
 }
 
 /// The user of `GET /api/{user_id}/stream`.
 fn stream_path(req: &Request) -> Option<String> {
-    if *req.method() != spin_sdk::http::Method::Get {
+    if *req.method() != Method::Get {
         return None;
     }
     let mut parts = req.path().trim_start_matches('/').split('/');

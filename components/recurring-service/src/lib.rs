@@ -10,9 +10,9 @@
 //! under the occurrence record `occurrence:{user}:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::{delivery, health, readiness, telemetry, Problem, Settings};
+use component_kit::{delivery, health, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::Dapr;
-use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use todo_domain::{EventType, OccurrenceRequest};
 
@@ -23,11 +23,12 @@ const TODO_API: &str = "todo-api";
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
     telemetry::begin(APP_ID, &req);
-    let mut router = Router::new();
-    router.get("/healthz/recurring-service", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/recurring-service", |_: Request, _: Params| readiness(APP_ID));
-    router.post_async("/internal/recurring/task-events", |req, _| task_event(req));
-    router.handle_async(req).await
+    let mut router = Routes::new();
+    router
+        .get("/healthz/recurring-service", |_, _| async { health(APP_ID) })
+        .get("/readyz/recurring-service", |_, _| readiness(APP_ID))
+        .post("/internal/recurring/task-events", |req, _| task_event(req));
+    router.handle(req).await
 }
 
 /// Dapr pub/sub delivery of a task event: `SUCCESS` once the next occurrence

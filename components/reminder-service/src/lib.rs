@@ -15,9 +15,9 @@
 //! (scheduling overwrites, deleting a missing job succeeds).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use component_kit::{auth, delivery, health, readiness, telemetry, Problem, Settings};
+use component_kit::{auth, delivery, health, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError, JobRetry, PublishMeta, StateOp, Versioned};
-use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Params, Request, Response};
 use spin_sdk::http_component;
 use todo_domain::reminder::{self, Firing, JobData, Projection, REMINDERS_TOPIC, REMINDER_DUE_TYPE};
 use todo_domain::{TaskEvent, TaskId, UserId};
@@ -34,12 +34,13 @@ const JOB_RETRY: JobRetry = JobRetry { interval_secs: 2, max_retries: 1800 };
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
     telemetry::begin(APP_ID, &req);
-    let mut router = Router::new();
-    router.get("/healthz/reminder-service", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/reminder-service", |_: Request, _: Params| readiness(APP_ID));
-    router.post_async("/internal/reminder/task-events", |req, _| task_event(req));
-    router.post_async("/job/:name", job);
-    router.handle_async(req).await
+    let mut router = Routes::new();
+    router
+        .get("/healthz/reminder-service", |_, _| async { health(APP_ID) })
+        .get("/readyz/reminder-service", |_, _| readiness(APP_ID))
+        .post("/internal/reminder/task-events", |req, _| task_event(req))
+        .post("/job/:name", job);
+    router.handle(req).await
 }
 
 fn projection_key(user: &UserId, task: TaskId) -> String {

@@ -8,9 +8,9 @@ mod outbox;
 mod routes;
 mod store;
 
-use component_kit::{auth, cors, health, readiness, telemetry, Problem, Settings};
+use component_kit::{auth, cors, health, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::Dapr;
-use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Method, Params, Request, Response};
 use spin_sdk::http_component;
 use todo_domain::UserId;
 
@@ -28,36 +28,26 @@ async fn handle(req: Request) -> impl IntoResponse {
 
 async fn route(req: Request) -> Response {
     telemetry::begin(APP_ID, &req);
-    let mut router = Router::new();
-    router.get("/healthz/todo-api", |_: Request, _: Params| health(APP_ID));
-    router.get_async("/readyz/todo-api", |_: Request, _: Params| readiness(APP_ID));
-    router.get("/openapi.json", |_: Request, _: Params| openapi());
-    router.post_async("/api/:user_id/tasks", |req, params| respond(routes::create(req, params)));
-    router.get_async("/api/:user_id/tasks", |req, params| respond(routes::list(req, params)));
-    router.post_async("/api/:user_id/tasks/quick", |req, params| respond(routes::quick_create(req, params)));
-    router.post_async("/api/:user_id/tasks/quick/preview", |req, params| respond(routes::quick_preview(req, params)));
-    router.get_async("/api/:user_id/tags", |req, params| respond(routes::tags(req, params)));
-    router.get_async("/api/:user_id/tasks/:id", |req, params| respond(routes::get(req, params)));
-    router.put_async("/api/:user_id/tasks/:id", |req, params| respond(routes::replace(req, params)));
-    router.patch_async("/api/:user_id/tasks/:id", |req, params| respond(routes::patch(req, params)));
-    router.delete_async("/api/:user_id/tasks/:id", |req, params| respond(routes::delete(req, params)));
-    router.patch_async("/api/:user_id/tasks/:id/complete", |req, params| respond(routes::complete(req, params)));
-    // Dapr service invocation only (recurring-service): the next occurrence of a series.
-    router.post_async("/internal/todo/:user_id/occurrences", |req, params| respond(routes::create_occurrence(req, params)));
-    // The Dapr job that publishes outboxes left behind by a failed publish.
-    router.post_async(&format!("/job/{}", outbox::RELAY), outbox::relay_job);
-    problem_if_unrouted(router.handle_async(req).await)
-}
-
-/// Spin's router answers a path no route has (404) or a method the route does
-/// not take (405) in plain text; this API answers every error as problem+json.
-fn problem_if_unrouted(response: Response) -> Response {
-    match *response.status() {
-        _ if response.header("content-type").is_some() => response,
-        404 => Problem::not_found("no such route").into_response(),
-        405 => Problem::new(405, "Method Not Allowed", "this route does not take this method").into_response(),
-        _ => response,
-    }
+    let mut router = Routes::new();
+    router
+        .get("/healthz/todo-api", |_, _| async { health(APP_ID) })
+        .get("/readyz/todo-api", |_, _| readiness(APP_ID))
+        .get("/openapi.json", |_, _| async { openapi() })
+        .post("/api/:user_id/tasks", |req, params| respond(routes::create(req, params)))
+        .get("/api/:user_id/tasks", |req, params| respond(routes::list(req, params)))
+        .post("/api/:user_id/tasks/quick", |req, params| respond(routes::quick_create(req, params)))
+        .post("/api/:user_id/tasks/quick/preview", |req, params| respond(routes::quick_preview(req, params)))
+        .get("/api/:user_id/tags", |req, params| respond(routes::tags(req, params)))
+        .get("/api/:user_id/tasks/:id", |req, params| respond(routes::get(req, params)))
+        .on(Method::Put, "/api/:user_id/tasks/:id", |req, params| respond(routes::replace(req, params)))
+        .on(Method::Patch, "/api/:user_id/tasks/:id", |req, params| respond(routes::patch(req, params)))
+        .on(Method::Delete, "/api/:user_id/tasks/:id", |req, params| respond(routes::delete(req, params)))
+        .on(Method::Patch, "/api/:user_id/tasks/:id/complete", |req, params| respond(routes::complete(req, params)))
+        // Dapr service invocation only (recurring-service): the next occurrence of a series.
+        .post("/internal/todo/:user_id/occurrences", |req, params| respond(routes::create_occurrence(req, params)))
+        // The Dapr job that publishes outboxes left behind by a failed publish.
+        .post(&format!("/job/{}", outbox::RELAY), outbox::relay_job);
+    router.handle(req).await
 }
 
 /// The OpenAPI document of this API (`specs/contracts/openapi.json`).

@@ -6,8 +6,8 @@
 mod assets;
 mod page;
 
-use component_kit::{health, Problem};
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use component_kit::{health, Problem, Routes};
+use spin_sdk::http::{IntoResponse, Method, Params, Request, Response};
 use spin_sdk::http_component;
 
 const APP_ID: &str = "web";
@@ -15,31 +15,29 @@ const APP_ID: &str = "web";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: Request) -> impl IntoResponse {
     let head = *req.method() == Method::Head;
-    if !head && *req.method() != Method::Get {
-        let mut response = Problem::new(405, "Method Not Allowed", "the board is read with GET").into_response();
-        response.set_header("allow", "GET, HEAD");
-        return response;
-    }
-    let path = req.path();
-    let mut response = if path == "/healthz/web" {
-        health(APP_ID)
-    } else if path == "/" {
-        index(&req)
-    } else if let Some(asset) = path.strip_prefix("/assets/").and_then(|rest| rest.split_once('/')).and_then(|(build, file)| {
-        // Only this build's assets: an old page asks for an old build and gets a clean 404.
-        (build == assets::BUILD).then(|| assets::find(file)).flatten()
-    }) {
-        cached(&req, asset.etag, asset.content_type, IMMUTABLE, asset.body.to_vec())
-    } else {
-        Problem::not_found("no such page or asset").into_response()
-    };
+    let mut router = Routes::new();
+    router
+        .get("/", |req: Request, _| async move { index(&req) })
+        .get("/healthz/web", |_, _| async { health(APP_ID) })
+        .get("/assets/:build/*", |req: Request, params: Params| async move { asset(&req, &params) });
+    let mut response = router.handle(req).await;
     response.set_header("x-content-type-options", "nosniff");
     if head {
         *response.body_mut() = Vec::new();
     }
     response
+}
+
+/// `GET /assets/{build}/{file}`: only this build's assets, so an old page asking
+/// for an old build gets a clean 404.
+fn asset(req: &Request, params: &Params) -> Response {
+    let file = params.wildcard().unwrap_or_default();
+    match (params.get("build") == Some(assets::BUILD)).then(|| assets::find(file)).flatten() {
+        Some(asset) => cached(req, asset.etag, asset.content_type, IMMUTABLE, asset.body.to_vec()),
+        None => Problem::not_found("no such page or asset").into_response(),
+    }
 }
 
 /// The page: revalidated on every load (`no-cache`), so a new build shows at once.

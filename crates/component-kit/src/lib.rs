@@ -7,11 +7,13 @@ pub mod delivery;
 pub mod jwks;
 pub mod log;
 pub mod problem;
+pub mod router;
 pub mod settings;
 pub mod stream_token;
 pub mod telemetry;
 
 pub use problem::Problem;
+pub use router::Routes;
 pub use settings::Settings;
 
 use spin_sdk::http::Response;

@@ -16,6 +16,26 @@ pub const TAGS_MAX: usize = 20;
 /// Maximum length of a tag, in characters.
 pub const TAG_MAX: usize = 40;
 
+/// The characters `str::trim` removes (Unicode `White_Space`), as a regular
+/// expression class body.
+pub(crate) const WHITESPACE: &str = r"\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// A text with a character that is not whitespace, as a regular expression
+/// (unanchored, as JSON Schema patterns are).
+pub fn not_blank_pattern() -> String {
+    format!("[^{WHITESPACE}]")
+}
+
+/// [`Title::parse`]'s rules as a regular expression (ECMA-262, and the same in
+/// Rust's and Python's syntax): optional whitespace, then 1 to [`TITLE_MAX`]
+/// characters without control characters that neither start nor end with
+/// whitespace, then optional whitespace.
+pub fn title_pattern() -> String {
+    let edge = format!(r"[^\u0000-\u001F\u007F-\u009F{WHITESPACE}]");
+    let inner = r"[^\u0000-\u001F\u007F-\u009F]";
+    format!("^[{WHITESPACE}]*{edge}({inner}{{0,{}}}{edge})?[{WHITESPACE}]*$", TITLE_MAX - 2)
+}
+
 /// Implements `Deserialize` through the type's `parse`, so stored data is re-checked.
 macro_rules! deserialize_via_parse {
     ($name:ident, $raw:ty) => {
@@ -225,6 +245,21 @@ deserialize_via_parse!(Tags, Vec<String>);
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_title_pattern_accepts_what_title_parse_accepts(
+            raw in prop_oneof![
+                "[ \t\n\u{85}\u{a0}\u{2028}\u{3000}a\u{1}\u{7f}\u{9f}é😀]{0,8}",
+                "[ \t]{0,2}[a ]{195,205}[ \t\u{7f}]{0,2}",
+            ]
+        ) {
+            let pattern = regex::Regex::new(&title_pattern()).unwrap();
+            prop_assert_eq!(Title::parse(&raw).is_ok(), pattern.is_match(&raw), "{:?}", raw);
+            let not_blank = regex::Regex::new(&not_blank_pattern()).unwrap();
+            prop_assert_eq!(raw.trim().is_empty(), !not_blank.is_match(&raw), "{:?}", raw);
+        }
+    }
 
     #[test]
     fn title_is_trimmed() {

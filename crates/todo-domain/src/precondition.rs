@@ -2,6 +2,10 @@
 
 use crate::{DomainError, Rule};
 
+/// [`IfMatch::parse`]'s grammar as an ECMA-262 regular expression: `*`, or
+/// entity-tags (`"3"`, `W/"x"`) separated by commas and optional whitespace.
+pub const IF_MATCH_PATTERN: &str = r#"^[ \t]*(\*|[ \t,]*(W/)?"[\x21\x23-\x7E]*"([ \t]*,[ \t,]*(W/)?"[\x21\x23-\x7E]*")*[ \t,]*)[ \t]*$"#;
+
 /// A parsed `If-Match` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
@@ -22,32 +26,39 @@ pub struct EntityTag {
 }
 
 impl IfMatch {
-    /// Parses the header value: `*`, or a comma-separated list of entity-tags.
-    /// A tag needs its quotes and visible ASCII inside them (`etagc`); a
-    /// well-formed tag that names no current version is not an error here, it
-    /// fails the precondition (412).
+    /// Parses the header value: `*`, or a comma-separated list of entity-tags
+    /// (empty list elements are skipped, as RFC 9110 5.6.1 asks of recipients).
+    /// A tag needs its quotes and visible ASCII inside them (`etagc`, commas
+    /// included); a well-formed tag that names no current version is not an
+    /// error here, it fails the precondition (412). [`IF_MATCH_PATTERN`] is the
+    /// same grammar as a regular expression (the OpenAPI document's).
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let raw = raw.trim();
         if raw == "*" {
             return Ok(IfMatch::Any);
         }
         let bad = || DomainError::new("If-Match", Rule::Format, "If-Match must be * or entity-tags such as \"3\"");
-        let tags = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|tag| {
-                let (weak, quoted) = match tag.strip_prefix("W/") {
-                    Some(rest) => (true, rest),
-                    None => (false, tag),
-                };
-                let opaque = quoted.strip_prefix('"').and_then(|r| r.strip_suffix('"')).ok_or_else(bad)?;
-                if !opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
-                    return Err(bad());
-                }
-                Ok(EntityTag { weak, opaque: opaque.to_owned() })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let separators: &[char] = &[' ', '\t', ','];
+        let mut tags = Vec::new();
+        let mut rest = raw.trim_start_matches(separators);
+        while !rest.is_empty() {
+            let (weak, quoted) = match rest.strip_prefix("W/") {
+                Some(after) => (true, after),
+                None => (false, rest),
+            };
+            let inner = quoted.strip_prefix('"').ok_or_else(bad)?;
+            let end = inner.find('"').ok_or_else(bad)?;
+            let opaque = &inner[..end];
+            if !opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
+                return Err(bad());
+            }
+            tags.push(EntityTag { weak, opaque: opaque.to_owned() });
+            let after = inner[end + 1..].trim_start_matches([' ', '\t']);
+            if !after.is_empty() && !after.starts_with(',') {
+                return Err(bad());
+            }
+            rest = after.trim_start_matches(separators);
+        }
         if tags.is_empty() {
             return Err(bad());
         }
@@ -78,6 +89,10 @@ mod tests {
         assert!(!IfMatch::parse("\"\"").unwrap().matches(1));
         assert!(IfMatch::parse(" \"1\", \"4\" ").unwrap().matches(4));
         assert!(!IfMatch::parse("W/\"4\"").unwrap().matches(4), "weak tags never match");
+        // A comma is an `etagc`: inside quotes it separates nothing.
+        assert!(IfMatch::parse("W/\"a,b\", \"3\"").unwrap().matches(3));
+        assert_eq!(IfMatch::parse("\"a,b\"").unwrap(), IfMatch::Tags(vec![EntityTag { weak: false, opaque: "a,b".into() }]));
+        assert!(IfMatch::parse(", \"2\",,").unwrap().matches(2), "empty list elements are skipped");
     }
 
     #[test]
@@ -89,6 +104,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_documented_pattern_accepts_what_the_parser_accepts(raw in "[ \t,W/\"3a*é]{0,12}") {
+            let pattern = regex::Regex::new(IF_MATCH_PATTERN).unwrap();
+            prop_assert_eq!(IfMatch::parse(&raw).is_ok(), pattern.is_match(&raw), "{:?}", raw);
+        }
+
         #[test]
         fn the_tag_of_a_version_matches_only_it(version in 0u64..1_000_000, other in 0u64..1_000_000) {
             let header = IfMatch::parse(&format!("\"{version}\"")).unwrap();

@@ -104,6 +104,16 @@ impl QuickAdd {
     }
 }
 
+/// What a sentence's characters must be, as a regular expression (the OpenAPI
+/// document's): a character that is not whitespace, and no control character
+/// but whitespace (the words go into the title). Which words are left for the
+/// title is the grammar's, not the pattern's.
+pub fn text_pattern() -> String {
+    let control = r"\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F";
+    let ws = crate::fields::WHITESPACE;
+    format!("^[^{control}]*[^{control}{ws}][^{control}]*$")
+}
+
 /// Parses `text` into a task, for a user in `zone` at `now`.
 pub fn parse(text: &str, zone: TimeZone, now: DateTime<Utc>) -> Result<QuickAdd, DomainError> {
     let chars = text.chars().count();
@@ -416,6 +426,14 @@ fn first_occurrence(rule: &RecurrenceRule, zone: TimeZone, t: NaiveTime, now: Da
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_text_pattern_accepts_what_parse_accepts_of_plain_words(raw in "[x \t\n\u{1}\u{7f}\u{85}\u{a0}\u{2028}]{0,10}") {
+            let pattern = regex::Regex::new(&text_pattern()).unwrap();
+            prop_assert_eq!(parse(&raw, paris(), now()).is_ok(), pattern.is_match(&raw), "{:?}", raw);
+        }
+    }
 
     /// Wednesday 2026-03-04 10:00 in Europe/Paris (09:00 UTC).
     fn now() -> DateTime<Utc> {

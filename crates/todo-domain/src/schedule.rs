@@ -51,6 +51,11 @@ impl TimeZone {
             .map_err(|_| DomainError::new("time_zone", Rule::Format, "must be an IANA time zone name, e.g. Europe/Paris"))
     }
 
+    /// Every name [`TimeZone::parse`] accepts (the IANA database's zones and links).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
     /// The zone's IANA name.
     pub fn name(&self) -> &'static str {
         self.0.name()
@@ -308,6 +313,15 @@ mod tests {
 
     fn offset(raw: &str) -> Result<String, Rule> {
         ReminderOffset::parse(raw, "r").map(|o| o.to_string()).map_err(|e| e.rule)
+    }
+
+    #[test]
+    fn every_listed_zone_name_parses() {
+        let names: Vec<&str> = TimeZone::names().collect();
+        assert!(names.len() > 400 && names.contains(&"Europe/Paris") && names.contains(&"UTC"));
+        for name in names {
+            assert_eq!(TimeZone::parse(name).map(|z| z.name()), Ok(name));
+        }
     }
 
     #[test]

@@ -1276,13 +1276,29 @@ fn if_match_rule(raw: &str, version: u64) -> Option<Expect> {
     if raw == "*" {
         return None;
     }
-    // RFC 9110: a list of `"opaque"` or `W/"opaque"` (etagc: 0x21, 0x23-0x7e); only strong tags match.
-    fn tag(t: &str) -> Option<(bool, &str)> {
-        let (weak, quoted) = t.strip_prefix("W/").map_or((false, t), |rest| (true, rest));
-        let opaque = quoted.strip_prefix('"')?.strip_suffix('"')?;
-        opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)).then_some((weak, opaque))
+    // RFC 9110: a list of `"opaque"` or `W/"opaque"` (etagc: 0x21, 0x23-0x7e, so a comma
+    // inside the quotes is part of the tag; empty elements are skipped); only strong tags match.
+    let etagc = |b: u8| b == 0x21 || (0x23..=0x7e).contains(&b);
+    let mut list = Some(Vec::new());
+    let mut rest = raw;
+    while let Some(found) = list.as_mut() {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (weak, quoted) = rest.strip_prefix("W/").map_or((false, rest), |r| (true, r));
+        match quoted.strip_prefix('"').and_then(|q| q.split_once('"')) {
+            Some((opaque, after))
+                if opaque.bytes().all(etagc)
+                    && (after.trim_start_matches([' ', '\t']).is_empty() || after.trim_start_matches([' ', '\t']).starts_with(',')) =>
+            {
+                found.push((weak, opaque));
+                rest = after;
+            }
+            _ => list = None,
+        }
     }
-    let tags: Option<Vec<_>> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(tag).collect();
+    let tags = list;
     match tags {
         Some(tags) if tags.iter().any(|(weak, opaque)| !weak && *opaque == version.to_string()) => None,
         Some(tags) if !tags.is_empty() => Some(Expect::new(412, None)),

@@ -126,3 +126,31 @@ fn the_route_matcher_ranks_as_spin_does() {
     assert_eq!(routed_component(&routes, "/job/reminder-1-2"), Some("reminder-service"));
     assert_eq!(routed_component(&routes, "/nowhere"), None);
 }
+
+#[test]
+fn a_method_a_documented_path_does_not_take_is_a_405_naming_the_documented_methods() {
+    let _stack = Stack::get();
+    let doc: Value = serde_json::from_str(include_str!("../../../specs/contracts/openapi.json")).expect("valid JSON");
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let item = item.as_object().expect("path item");
+        let Some(component) = item.values().find_map(|op| op["tags"][0].as_str()) else { continue };
+        let mut documented: Vec<String> = item.keys().filter(|m| methods.contains(&m.as_str())).map(|m| m.to_uppercase()).collect();
+        documented.sort();
+        // TRACE, and a method of the API that this path does not take.
+        let other = ["PUT", "DELETE", "PATCH", "POST"].into_iter().find(|m| !documented.iter().any(|d| d == m));
+        for method in ["TRACE"].into_iter().chain(other) {
+            let reply = send(method, &format!("{}{}", address(component), concrete(path)), &[], None);
+            assert_eq!(reply.status, 405, "{method} {path} on {component}");
+            assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{method} {path}");
+            // `Allow` names the documented methods (and HEAD where GET is served).
+            let mut allow: Vec<String> =
+                reply.header("allow").unwrap_or_default().split(", ").filter(|m| *m != "HEAD").map(str::to_owned).collect();
+            allow.sort();
+            assert_eq!(allow, documented, "Allow of {path} on {component}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 35, "checked {checked} requests");
+}

@@ -110,9 +110,11 @@ impl Facts {
                 }
             }
             component.publishes = call_args(&own, ".publish", 1).iter().map(|a| resolve(a, &consts)).collect::<Result<_>>()?;
-            component.handlers = call_args(&own, "router.", 0)
-                .iter()
-                .filter_map(|a| a.strip_prefix('"')?.strip_suffix('"').map(|p| p.replace("/*", "/...")))
+            // `component_kit::Routes`: `.get("/path", ..)`, `.post(..)`, `.on(Method::Put, "/path", ..)`.
+            component.handlers = [(".get", 0), (".post", 0), (".on", 1), (".served_elsewhere", 1)]
+                .into_iter()
+                .flat_map(|(call, index)| call_args(&own, call, index))
+                .filter_map(|a| a.strip_prefix("\"/")?.strip_suffix('"').map(|p| format!("/{}", p.replace("/*", "/..."))))
                 .collect();
             component.invokes = call_args(&own, ".invoke_", 0).iter().map(|a| resolve(a, &consts)).collect::<Result<_>>()?;
             facts.components.insert(id.clone(), component);

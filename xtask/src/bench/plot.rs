@@ -161,7 +161,7 @@ fn target_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, run: &StoreRun) -> Re
         let mut bar = Rectangle::new([(from, lo), (to, d)], color.filled());
         bar.set_margin(0, 0, 12, 12);
         chart.draw_series([bar])?;
-        chart.draw_series([Text::new(format!("{d:.2}"), (SegmentValue::CenterOf(i as u32), d * 1.15), ("sans-serif", 11))])?;
+        chart.draw_series([Text::new(format!("{d:.2}"), (SegmentValue::CenterOf(i as u32), d * 1.6), ("sans-serif", 11))])?;
     }
     Ok(())
 }

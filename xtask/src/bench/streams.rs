@@ -235,8 +235,7 @@ fn audit_delays(client: &Client, users: &Users, sent: &std::collections::HashMap
         let mut millis = Vec::new();
         for u in 0..users.len() {
             let (user, token) = users.get(u);
-            let page = client.get(&format!("{}/audit/{user}?type=com.todo.task.created.v1&limit=500", client.audit), token)?;
-            for entry in page["items"].as_array().into_iter().flatten() {
+            for entry in client.audit_entries(user, token, "com.todo.task.created.v1")? {
                 let recorded = entry["recorded_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 if let (Some(at), Some(recorded)) = (entry["task_id"].as_str().and_then(|id| sent.get(id)), recorded) {
                     millis.push((recorded.with_timezone(&chrono::Utc) - *at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);

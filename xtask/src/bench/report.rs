@@ -143,9 +143,10 @@ fn profile_tables(runs: &[StoreRun]) -> String {
         let _ = writeln!(md, "| all | | {:.2} | {:.3} | {total:.2} | 100% |", p.usage.total(), p.idle.total() / p.idle.seconds.max(1e-9));
         md.push_str(
             "\nCPU is utime+stime of each process and its live descendants plus the children they reaped \
-             (cutime+cstime), from `/proc/<pid>/stat`, from the start of the run until the stack's CPU rate was back \
-             at its idle rate (every consumer had done its share); the idle rate (measured before the ceilings) is \
-             subtracted per process. `postgres` is the postmaster with every backend.\n\n",
+             (cutime+cstime), from `/proc/<pid>/stat`, from the start of the run until the stack's CPU demand (CPU plus \
+             run-queue wait) was back at its idle demand and audit-service held every create (every consumer had done \
+             its share); the idle rate (measured before the ceilings) is subtracted per process. `postgres` is the \
+             postmaster with every backend.\n\n",
         );
     }
     md

@@ -141,7 +141,8 @@ fn target_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, run: &StoreRun) -> Re
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d((0u32..bars.len() as u32).into_segmented(), (lo..hi).log_scale())?;
+        // An integer range is inclusive here: 0..n-1 holds the n segments.
+        .build_cartesian_2d((0u32..bars.len().saturating_sub(1) as u32).into_segmented(), (lo..hi).log_scale())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -150,10 +151,12 @@ fn target_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, run: &StoreRun) -> Re
             SegmentValue::CenterOf(i) => ids.get(*i as usize).map_or(String::new(), |id| id.to_string()),
             _ => String::new(),
         })
+        .x_labels(bars.len() + 1)
         .x_label_style(("sans-serif", 10))
         .y_label_formatter(&|v| format!("{v}"))
         .draw()?;
-    chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)], BLACK.stroke_width(1)))?;
+    let last = SegmentValue::Exact(bars.len() as u32);
+    chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), 1.0), (last, 1.0)], BLACK.stroke_width(1)))?;
     for (i, (_, d)) in bars.iter().enumerate() {
         let Some(d) = *d else { continue };
         let color = if d <= 1.0 { RGBColor(44, 160, 44) } else { RGBColor(214, 39, 40) };
@@ -211,6 +214,7 @@ mod tests {
         let svg = fs::read_to_string(&path).unwrap();
         fs::remove_file(&path).unwrap();
         assert!(svg.contains("cpu_per_create") && svg.contains("sqlite store") && svg.contains("postgres store"));
+        assert_eq!(svg.matches("\nsse_p95_at_100\n").count(), 2, "every target is labelled, in each panel");
         assert!(svg.contains("6.17") && svg.contains("12.33"), "37/6 and 74/6 over the bars");
         assert!(svg.contains("0.90"), "a lower bound met: 270/300");
         let outcomes = run(Store::Sqlite, 1.0).targets;

@@ -8,7 +8,7 @@
 //!                                       run the whole local stack (with a Better Auth server)
 //! cargo xtask test                      unit tests, end-to-end on both stores, the board in Chromium, chaos
 //! cargo xtask board [--store ...]       the board's browser suite alone, on a fresh stack
-//! cargo xtask bench [--store ...]       latency, throughput, memory; both stores by default
+//! cargo xtask bench [--store ...] [--quick]  issue 18's targets, ceilings, CPU profile, memory; both stores by default
 //! cargo xtask chaos [--store ...]       load while killing parts; check invariants
 //! cargo xtask fuzz [target] [--seconds N]   fuzz the domain parsers (nightly)
 //! cargo xtask k8s                       spinkube/ on a real API server with the SpinKube operator
@@ -54,7 +54,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "bench" => {
             // Without --store: each store in turn, in one report.
             let stores = if rest.iter().any(|a| a == "--store") { vec![parse_store(rest)?] } else { vec![Store::Sqlite, Store::Postgres] };
-            bench::run(&bootstrap::Tools::install()?, &stores)
+            bench::run(&bootstrap::Tools::install()?, &stores, rest.iter().any(|a| a == "--quick"))
         }
         "board" => {
             let store = parse_store(rest)?;

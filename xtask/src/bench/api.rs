@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
 use super::client::{Client, Users};
+use super::load;
 use super::Series;
 
 /// Concurrent clients of the closed-loop runs.
@@ -86,24 +87,17 @@ pub fn mcp_add_task(client: &Client, run_id: u32) -> Result<Vec<Series>> {
     ])
 }
 
-/// Open loop: `rate` requests per second for `window`, each sent on time
-/// whether or not the earlier ones have answered, round-robin over `users`.
+/// Open loop: `rate` requests per second for `window`, each due on its
+/// schedule whether or not the earlier ones have answered (64 workers),
+/// round-robin over `users`; latency from the intended send time.
 pub fn fixed_rate(client: &Client, users: &Users, op: Op, rate: u32, window: Duration) -> Result<Series> {
-    let count = (f64::from(rate) * window.as_secs_f64()).round() as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let offsets = load::schedule(f64::from(rate), window)?;
     let start = Instant::now();
-    let results: Vec<Result<f64>> = std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(count);
-        for i in 0..count {
-            if let Some(wait) = (start + interval * i as u32).checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            handles.push(scope.spawn(move || op.send(client, users, i, i)));
-        }
-        handles.into_iter().map(|h| h.join().expect("bench thread")).collect()
-    });
+    let shots = load::open_loop(&offsets, 64, |i| op.send(client, users, i, i));
     let seconds = start.elapsed().as_secs_f64();
-    let note = format!("{count} requests, open loop, over {} users in {seconds:.1} s", users.len());
+    let results = shots.iter().map(|s| s.result.as_ref().map(|_| s.latency_ms()).map_err(|e| anyhow!("{e:#}"))).collect();
+    let note =
+        format!("{} requests, open loop, over {} users in {seconds:.1} s; latency from the intended send time", offsets.len(), users.len());
     tally(format!("{} at {rate} req/s", op.label()), results, seconds, note)
 }
 
@@ -112,30 +106,14 @@ pub fn fixed_rate(client: &Client, users: &Users, op: Op, rate: u32, window: Dur
 /// `k + CLIENTS`, ..., so that two creates never race on one user's ledger
 /// (when `users` holds a multiple of [`CLIENTS`]).
 pub fn closed_loop(client: &Client, users: &Users, op: Op, window: Duration) -> Result<Series> {
-    let start = Instant::now();
-    let results: Vec<Result<f64>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..CLIENTS)
-            .map(|k| {
-                scope.spawn(move || {
-                    let mut results = Vec::new();
-                    while start.elapsed() < window {
-                        let seq = results.len();
-                        results.push(op.send(client, users, k + CLIENTS * seq, seq));
-                    }
-                    results
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("bench thread")).collect()
-    });
-    let seconds = start.elapsed().as_secs_f64();
+    let (results, seconds) = load::closed_loop(CLIENTS, window, |k, seq| op.send(client, users, k + CLIENTS * seq, seq).map(drop));
     let note = format!("{CLIENTS} clients, closed loop, over {} users for {seconds:.1} s", users.len());
     tally(format!("{}, {CLIENTS} clients, max rate", op.label()), results, seconds, note)
 }
 
 /// The series of a load run: latencies of the successes, throughput over
 /// `seconds`; an error if every request failed.
-fn tally(name: String, results: Vec<Result<f64>>, seconds: f64, note: String) -> Result<Series> {
+pub fn tally(name: String, results: Vec<Result<f64>>, seconds: f64, note: String) -> Result<Series> {
     let mut millis = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
     for result in results {
@@ -174,4 +152,14 @@ pub fn filtered_list(client: &Client, run_id: u32) -> Result<Series> {
         millis.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(Series::latency("list with filters, 1,000 tasks", millis, "50 sequential requests: status, priority x2, tag, q, sort=due"))
+}
+
+/// How many `created` entries audit-service holds for `users`.
+pub fn audited(client: &Client, users: &Users) -> Result<usize> {
+    let mut count = 0;
+    for u in 0..users.len() {
+        let (user, token) = users.get(u);
+        count += client.audit_entries(user, token, "com.todo.task.created.v1")?.len();
+    }
+    Ok(count)
 }

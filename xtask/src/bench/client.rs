@@ -20,6 +20,8 @@ pub struct Client {
     pub notify: String,
     /// Base URL of mcp-server.
     pub mcp: String,
+    /// Base URL of todo-api's daprd (the ceilings go straight to it).
+    pub dapr: String,
     secret: String,
 }
 
@@ -42,6 +44,7 @@ impl Client {
             audit: env["AUDIT_SERVICE_URL"].clone(),
             notify: env["NOTIFY_SERVICE_URL"].clone(),
             mcp: env["MCP_SERVER_URL"].clone(),
+            dapr: env["TODO_API_DAPR_URL"].clone(),
             secret,
         })
     }
@@ -53,11 +56,16 @@ impl Client {
 
     /// Creates a task; fails unless the API answers `201`.
     pub fn create(&self, user: &str, token: &str, body: &Value) -> Result<Value> {
-        let mut response = self
-            .agent
-            .post(format!("{}/api/{user}/tasks", self.api))
-            .header("authorization", &format!("Bearer {token}"))
-            .send_json(body)?;
+        self.create_keyed(user, token, body, None)
+    }
+
+    /// [`Client::create`] with an `Idempotency-Key`, so that a retry creates one task.
+    pub fn create_keyed(&self, user: &str, token: &str, body: &Value, key: Option<&str>) -> Result<Value> {
+        let mut request = self.agent.post(format!("{}/api/{user}/tasks", self.api)).header("authorization", &format!("Bearer {token}"));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let mut response = request.send_json(body)?;
         if response.status() != 201 {
             let body = response.body_mut().read_to_string()?;
             // The problem's `detail` when there is one: the rest is boilerplate.
@@ -82,6 +90,32 @@ impl Client {
             bail!("tools/call {tool} answered {answer}");
         }
         Ok(answer["result"]["structuredContent"].clone())
+    }
+
+    /// POSTs `body` to `url` without credentials (a sidecar); fails unless it answers 2xx.
+    pub fn post_ok(&self, url: &str, body: &Value) -> Result<Vec<u8>> {
+        let mut response = self.agent.post(url).send_json(body)?;
+        let bytes = response.body_mut().read_to_vec()?;
+        if !response.status().is_success() {
+            bail!("POST {url} answered {}: {:.200}", response.status(), String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// GETs `url` without credentials; fails unless it answers 2xx.
+    pub fn get_ok(&self, url: &str) -> Result<()> {
+        let mut response = self.agent.get(url).call()?;
+        response.body_mut().read_to_vec()?;
+        if !response.status().is_success() {
+            bail!("GET {url} answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// The first 500 entries of type `event_type` in `user`'s audit log.
+    pub fn audit_entries(&self, user: &str, token: &str, event_type: &str) -> Result<Vec<Value>> {
+        let page = self.get(&format!("{}/audit/{user}?type={event_type}&limit=500", self.audit), token)?;
+        Ok(page["items"].as_array().cloned().unwrap_or_default())
     }
 
     /// GETs `url` as JSON; fails unless it answers `200`.

@@ -28,7 +28,7 @@ pub fn peaks(processes: &[(String, u32)]) -> Vec<Peak> {
 }
 
 /// `pid` and all its descendants.
-fn tree(pid: u32, children: &HashMap<u32, Vec<u32>>) -> Vec<u32> {
+pub(super) fn tree(pid: u32, children: &HashMap<u32, Vec<u32>>) -> Vec<u32> {
     let mut all = vec![pid];
     let mut next = 0;
     while let Some(&p) = all.get(next) {
@@ -39,7 +39,7 @@ fn tree(pid: u32, children: &HashMap<u32, Vec<u32>>) -> Vec<u32> {
 }
 
 /// Every running process's children, from the parent PIDs in `/proc/*/stat`.
-fn children_by_parent() -> HashMap<u32, Vec<u32>> {
+pub(super) fn children_by_parent() -> HashMap<u32, Vec<u32>> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };

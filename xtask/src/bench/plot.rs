@@ -1,4 +1,6 @@
-//! The latency plot: one panel per latency series, a CDF line per store, as SVG.
+//! The plots, as SVG: the latency plot (one panel per latency series, a CDF
+//! line per store) and the targets plot (per store, each target's measured
+//! value over its goal: a bar at or below 1 meets it).
 //!
 //! Only plotters' SVG backend is used, without font loading: it writes text as
 //! SVG `<text>` for the viewer to render, so no system font is needed (its
@@ -12,6 +14,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::report::series_names;
+use super::targets::{Goal, Outcome};
 use super::{Series, StoreRun};
 
 const PANEL: (u32, u32) = (620, 300);
@@ -97,6 +100,75 @@ fn cdf(millis: &[f64], floor: f64) -> Vec<(f64, f64)> {
     sorted.iter().enumerate().flat_map(|(i, &v)| [(v, i as f64 / n), (v, (i + 1) as f64 / n)]).collect()
 }
 
+/// How far a target is from its goal: measured / goal for an upper bound,
+/// goal / measured for a lower bound, so that at most 1 always passes.
+pub fn distance(outcome: &Outcome) -> Option<f64> {
+    let v = outcome.measured.filter(|v| v.is_finite())?;
+    let d = match outcome.target.goal {
+        Goal::AtMost(limit) => v / limit,
+        Goal::AtLeast(limit) if v > 0.0 => limit / v,
+        Goal::AtLeast(_) => return None,
+    };
+    (d.is_finite() && d > 0.0).then_some(d)
+}
+
+/// Writes the targets plot of `runs` to `path`: a panel per store, a bar per
+/// target (green when it meets its goal), log scale, the goal at 1.
+pub fn targets(path: &Path, runs: &[StoreRun]) -> Result<()> {
+    let size = (1240, 360 * runs.len().max(1) as u32 + TITLE_HEIGHT);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let body = root.titled("cargo xtask bench: measured / goal per target (at most 1 meets it; log scale)", ("sans-serif", 22))?;
+        for (area, run) in body.split_evenly((runs.len().max(1), 1)).iter().zip(runs) {
+            target_panel(area, run)?;
+        }
+        root.present()?;
+    }
+    fs::write(path, svg)?;
+    Ok(())
+}
+
+fn target_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, run: &StoreRun) -> Result<()> {
+    let bars: Vec<(&str, Option<f64>)> = run.targets.iter().map(|o| (o.target.id, distance(o))).collect();
+    let known = bars.iter().filter_map(|(_, d)| *d);
+    let lo = known.clone().fold(0.1, f64::min) / 2.0;
+    let hi = known.fold(10.0, f64::max) * 2.0;
+    let ids: Vec<&str> = bars.iter().map(|(id, _)| *id).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{} store", run.store), ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        // An integer range is inclusive here: 0..n-1 holds the n segments.
+        .build_cartesian_2d((0u32..bars.len().saturating_sub(1) as u32).into_segmented(), (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("measured / goal")
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => ids.get(*i as usize).map_or(String::new(), |id| id.to_string()),
+            _ => String::new(),
+        })
+        .x_labels(bars.len() + 1)
+        .x_label_style(("sans-serif", 10))
+        .y_label_formatter(&|v| format!("{v}"))
+        .draw()?;
+    let last = SegmentValue::Exact(bars.len() as u32);
+    chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), 1.0), (last, 1.0)], BLACK.stroke_width(1)))?;
+    for (i, (_, d)) in bars.iter().enumerate() {
+        let Some(d) = *d else { continue };
+        let color = if d <= 1.0 { RGBColor(44, 160, 44) } else { RGBColor(214, 39, 40) };
+        let (from, to) = (SegmentValue::Exact(i as u32), SegmentValue::Exact(i as u32 + 1));
+        let mut bar = Rectangle::new([(from, lo), (to, d)], color.filled());
+        bar.set_margin(0, 0, 12, 12);
+        chart.draw_series([bar])?;
+        chart.draw_series([Text::new(format!("{d:.2}"), (SegmentValue::CenterOf(i as u32), d * 1.6), ("sans-serif", 11))])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +181,46 @@ mod tests {
             Series::latency("reminder lateness (fired_at - remind_at)", [vec![-3.0], millis(2.0)].concat(), ""),
             Series { latency: false, ..Series::latency("idle CPU", vec![250.0], "") },
         ];
-        StoreRun { store, series, memory: Vec::new(), seconds: 1.0 }
+        let usage = || crate::bench::cpu::Usage { seconds: 1.0, per: Vec::new(), machine_busy_cores: None, wait_seconds: 0.0 };
+        let profile = crate::bench::Profile { usage: usage(), idle: usage(), creates: 0, drain_seconds: 0.0, audited: 0, drained: true };
+        let outcome = |id, goal, measured| Outcome {
+            target: crate::bench::targets::Target { id, what: "", unit: "ms", goal, ceiling: None },
+            measured,
+            ceiling: None,
+            note: String::new(),
+        };
+        let targets = vec![
+            outcome("cpu_per_create", Goal::AtMost(6.0), Some(37.0 * scale)),
+            outcome("create_8_clients", Goal::AtLeast(270.0), Some(300.0)),
+            outcome("sse_p95_at_100", Goal::AtMost(100.0), None),
+        ];
+        StoreRun {
+            store,
+            quick: false,
+            series,
+            targets,
+            ceilings: Vec::new(),
+            profile,
+            memory: Vec::new(),
+            load: [None, None],
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_targets_plot_has_a_bar_per_measured_target() {
+        let path = std::env::temp_dir().join(format!("bench-targets-test-{}.svg", std::process::id()));
+        targets(&path, &[run(Store::Sqlite, 1.0), run(Store::Postgres, 2.0)]).unwrap();
+        let svg = fs::read_to_string(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        assert!(svg.contains("cpu_per_create") && svg.contains("sqlite store") && svg.contains("postgres store"));
+        assert_eq!(svg.matches("\nsse_p95_at_100\n").count(), 2, "every target is labelled, in each panel");
+        assert!(svg.contains("6.17") && svg.contains("12.33"), "37/6 and 74/6 over the bars");
+        assert!(svg.contains("0.90"), "a lower bound met: 270/300");
+        let outcomes = run(Store::Sqlite, 1.0).targets;
+        assert_eq!(distance(&outcomes[2]), None, "not measured: no bar");
+        let zero = Outcome { measured: Some(0.0), ..outcomes[1].clone() };
+        assert_eq!(distance(&zero), None, "no throughput at all is not a finite distance");
     }
 
     #[test]

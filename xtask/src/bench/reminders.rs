@@ -50,8 +50,7 @@ fn fired(client: &Client, users: &Users) -> Result<Vec<f64>> {
     let mut millis = Vec::new();
     for u in 0..users.len() {
         let (user, token) = users.get(u);
-        let page = client.get(&format!("{}/audit/{user}?type=com.todo.reminder.due.v1&limit=500", client.audit), token)?;
-        for entry in page["items"].as_array().into_iter().flatten() {
+        for entry in client.audit_entries(user, token, "com.todo.reminder.due.v1")? {
             if let (Some(fired), Some(due)) = (instant(&entry["data"]["fired_at"]), instant(&entry["data"]["remind_at"])) {
                 millis.push((fired - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
             }

@@ -462,8 +462,10 @@ fn a_stored_task_that_no_longer_decodes_is_left_out_of_lists() {
     assert_eq!(ids(&page["items"]), [id(&fine)]);
     assert_eq!(page["unreadable"], json!([id(&broken)]));
     assert_matches_openapi("TaskPage", &page);
+    // Tags are counted from the index, which holds what the API committed
+    // (the damage happened behind its back).
     let tags = user.call("GET", "/tags", &[], None);
-    assert_eq!((tags.status, &tags.json["items"]), (200, &json!([{ "tag": "a", "count": 1 }])));
+    assert_eq!((tags.status, &tags.json["items"]), (200, &json!([{ "tag": "a", "count": 2 }])));
 }
 
 #[test]
@@ -473,9 +475,9 @@ fn an_outbox_entry_that_no_longer_decodes_does_not_hold_back_later_events() {
     user.create(json!({ "title": "first" }));
     user.assert_events(&[CREATED]);
     // Event 2 is committed but unpublished, and its outbox entry no longer decodes.
-    let ledger_key = format!("ledger:{}", user.name);
+    let (ledger_key, published_key) = (format!("ledger:{}", user.name), format!("published:{}", user.name));
     let mut ledger = stored(&stack, &ledger_key);
-    assert_eq!((&ledger["seq"], &ledger["published"]), (&json!(1), &json!(1)));
+    assert_eq!((&ledger["seq"], stored(&stack, &published_key)), (&json!(1), json!(1)));
     ledger["seq"] = json!(2);
     put_state(&stack.api_dapr, &format!("outbox:{}:2", user.name), &json!({ "seq": 2, "type": "com.todo.task.nonsense.v1" }));
     put_state(&stack.api_dapr, &ledger_key, &ledger);
@@ -487,7 +489,7 @@ fn an_outbox_entry_that_no_longer_decodes_does_not_hold_back_later_events() {
     })
     .expect("the event after the broken outbox entry reaches the audit log");
     assert_eq!((&found[1]["data"]["seq"], id(&found[1]["data"]["task"])), (&json!(3), id(&third)));
-    assert_eq!(stored(&stack, &ledger_key)["published"], 3);
+    assert_eq!(stored(&stack, &published_key), 3);
     let verified = get(&format!("{}/audit/{}/verify", stack.audit, user.name), &stack.token(&user.name));
     assert_eq!(verified.json["seq_gaps"], json!([{ "from": 2, "to": 2 }]), "{:?}", verified.json);
 }

@@ -14,7 +14,7 @@
 use dapr_http::{DaprError, StateOp, Versioned};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use todo_domain::{IndexPage, StoredLedger, StoredTask, TaskEvent, TaskId, UserId, UserLedger};
 
@@ -74,17 +74,17 @@ pub(crate) struct Head {
     pub(crate) ledger: Versioned<UserLedger>,
     /// Events up to this seq were published (`published:{user}`; 0 when absent).
     pub(crate) published: u64,
-    extra: Vec<Option<Versioned<Value>>>,
+    extra: Vec<Option<Versioned<Box<RawValue>>>>,
 }
 
 impl Head {
     /// The document at `extra[i]`, decoded; `None` when absent.
     pub(crate) fn extra<T: DeserializeOwned>(&self, i: usize) -> Result<Option<Versioned<T>>, DaprError> {
-        match self.extra.get(i).cloned().flatten() {
+        match self.extra.get(i).and_then(Option::as_ref) {
             None => Ok(None),
-            Some(Versioned { value, etag }) => {
-                serde_json::from_value(value).map(|value| Some(Versioned { value, etag })).map_err(|e| DaprError::Decode(e.to_string()))
-            }
+            Some(Versioned { value, etag }) => serde_json::from_str(value.get())
+                .map(|value| Some(Versioned { value, etag: etag.clone() }))
+                .map_err(|e| DaprError::Decode(e.to_string())),
         }
     }
 }
@@ -95,12 +95,12 @@ pub(crate) async fn load_head(ctx: &Ctx, user: &UserId, extra: &[String]) -> Res
     let mut keys = vec![ledger_key(user), published_key(user)];
     keys.extend_from_slice(extra);
     for _ in 0..crate::MAX_ATTEMPTS {
-        let mut found = ctx.dapr.get_bulk::<Value>(&ctx.settings.state_store, &keys).await?.into_iter();
+        let mut found = ctx.dapr.get_bulk::<Box<RawValue>>(&ctx.settings.state_store, &keys).await?.into_iter();
         let (ledger, published) = (found.next().flatten(), found.next().flatten());
-        let published = published.map(|p| serde_json::from_value::<u64>(p.value)).transpose().map_err(decode(&keys[1]))?.unwrap_or(0);
+        let published = published.map(|p| serde_json::from_str::<u64>(p.value.get())).transpose().map_err(decode(&keys[1]))?.unwrap_or(0);
         let ledger = match ledger {
             None => Versioned { value: UserLedger::default(), etag: None },
-            Some(Versioned { value, etag }) => match serde_json::from_value(value).map_err(decode(&keys[0]))? {
+            Some(Versioned { value, etag }) => match serde_json::from_str(value.get()).map_err(decode(&keys[0]))? {
                 StoredLedger::Paged(ledger) => Versioned { value: ledger, etag },
                 StoredLedger::Legacy(legacy) => match migrate(ctx, user, &legacy, etag).await {
                     Err(DaprError::Conflict) | Ok(()) => continue,

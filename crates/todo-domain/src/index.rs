@@ -24,9 +24,10 @@ pub const PAGE_SIZE: usize = 64;
 /// A tail whose summaries weigh more than this many bytes (long descriptions)
 /// is sealed before the next create, so that the head stays small.
 pub const PAGE_BYTES: usize = 16 * 1024;
-/// How many sealed pages a list reads in its first and second round; the
-/// third reads all the rest.
-const BATCHES: [usize; 2] = [2, 8];
+/// How many sealed pages a list in the default sort reads in its first
+/// rounds (growing fourfold, so a sparse filter needs few round trips and a
+/// dense one reads little); the round after them reads all the rest.
+const BATCHES: [usize; 3] = [2, 8, 32];
 
 /// What a list filters and sorts on, for one task: lowercased text, no
 /// reminders or recurrence. Only [`TaskSummary::of`] makes one.

@@ -24,10 +24,11 @@ pub const PAGE_SIZE: usize = 64;
 /// A tail whose summaries weigh more than this many bytes (long descriptions)
 /// is sealed before the next create, so that the head stays small.
 pub const PAGE_BYTES: usize = 16 * 1024;
-/// How many sealed pages a list in the default sort reads in its first
-/// rounds (growing fourfold, so a sparse filter needs few round trips and a
-/// dense one reads little); the round after them reads all the rest.
-const BATCHES: [usize; 3] = [2, 8, 32];
+/// How many sealed pages a list in the default sort reads first. Later rounds
+/// read as many as the hits so far say the page still needs (half as many
+/// again, for safety), at most four times as many as read so far (hits are not
+/// spread evenly: the newest tasks may all miss a filter).
+const FIRST_BATCH: usize = 2;
 
 /// What a list filters and sorts on, for one task: lowercased text, no
 /// reminders or recurrence. Only [`TaskSummary::of`] makes one.
@@ -157,6 +158,9 @@ pub struct Scan<'q> {
     found: Vec<(u32, TaskSummary)>,
     /// Matches after the cursor so far (for the early stop).
     hits: usize,
+    /// Summaries and sealed pages read so far (for the size of the next round).
+    scanned: usize,
+    pages: usize,
 }
 
 impl<'q> Scan<'q> {
@@ -169,7 +173,8 @@ impl<'q> Scan<'q> {
             (Sort::Created, Order::Asc, hint) => all.filter(|n| hint.is_none_or(|p| *n >= p)).collect(),
             _ => all.collect(),
         };
-        let mut scan = Scan { query, now, todo, tail_no, tail: ledger.tail.clone(), rounds: 0, found: Vec::new(), hits: 0 };
+        let mut scan =
+            Scan { query, now, todo, tail_no, tail: ledger.tail.clone(), rounds: 0, found: Vec::new(), hits: 0, scanned: 0, pages: 0 };
         scan.take_tail_if_next();
         scan
     }
@@ -181,8 +186,7 @@ impl<'q> Scan<'q> {
             self.todo.clear();
             return Vec::new();
         }
-        let ordered = self.query.sort() == Sort::Created;
-        let size = if ordered { BATCHES.get(self.rounds).copied().unwrap_or(usize::MAX) } else { usize::MAX };
+        let size = if self.query.sort() == Sort::Created { self.round_size() } else { usize::MAX };
         self.rounds += 1;
         let mut batch = Vec::new();
         while batch.len() < size {
@@ -199,8 +203,21 @@ impl<'q> Scan<'q> {
         batch
     }
 
+    /// How many sealed pages the next round of a default-sort scan reads.
+    fn round_size(&self) -> usize {
+        let need = (self.query.limit() + 1).saturating_sub(self.hits);
+        let cap = (self.pages * 4).max(FIRST_BATCH * 4);
+        match (self.rounds, self.hits) {
+            (0, _) => FIRST_BATCH,
+            (_, 0) => cap,
+            // Hits per summary so far predict how many summaries the rest needs.
+            (_, hits) => ((need * self.scanned * 3 / (2 * hits * PAGE_SIZE)).max(1) + 1).min(cap),
+        }
+    }
+
     /// Adds sealed page `n` as read (`None`: it does not exist, e.g. emptied by deletes).
     pub fn feed(&mut self, n: u32, page: Option<IndexPage>) {
+        self.pages += 1;
         for summary in page.map(|p| p.tasks).unwrap_or_default() {
             self.add(n, summary);
         }
@@ -224,6 +241,7 @@ impl<'q> Scan<'q> {
     }
 
     fn add(&mut self, n: u32, summary: TaskSummary) {
+        self.scanned += 1;
         if matches(&summary, self.query.filter(), self.now) {
             if after_cursor(self.query, &summary) {
                 self.hits += 1;
@@ -302,6 +320,11 @@ mod tests {
             assert!(read <= 2, "a page of 50 reads at most two pages of {PAGE_SIZE}, read {read}");
             cursor = next;
         }
+        // A sparse filter reads about as many pages as its page needs, in few rounds.
+        let sparse = ListQuery::parse("limit=50&q=t1").unwrap();
+        let ((ids, _), read) = run(&sparse, &ledger, &pages);
+        assert_eq!(ids.len(), 50);
+        assert!(read <= 6, "1 task in 5 matches: 4 pages hold a page of 50, read {read}");
         // Another sort reads every page, but only summaries.
         let ((_, _), read) = run(&ListQuery::parse("sort=title").unwrap(), &ledger, &pages);
         assert_eq!(read, 10);

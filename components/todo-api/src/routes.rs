@@ -191,20 +191,20 @@ pub(crate) async fn get(req: Request, params: Params) -> Result<Response, Proble
 
 /// What a write to one task does.
 enum Change {
-    /// A PUT or PATCH.
-    Patch(TaskPatch),
+    /// A PUT or PATCH (boxed: it is far larger than a completion).
+    Patch(Box<TaskPatch>),
     /// `PATCH .../complete`: toggle, or set (idempotent).
     Complete(Completion),
 }
 
 /// `PUT /api/{user_id}/tasks/{id}`: replaces every client-set field.
 pub(crate) async fn replace(req: Request, params: Params) -> Result<Response, Problem> {
-    change(req, params, |req| Ok(Change::Patch(TaskPatch::from(NewTask::from_json(json_body(req)?)?)))).await
+    change(req, params, |req| Ok(Change::Patch(Box::new(TaskPatch::from(NewTask::from_json(json_body(req)?)?))))).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`: changes the fields given.
 pub(crate) async fn patch(req: Request, params: Params) -> Result<Response, Problem> {
-    change(req, params, |req| Ok(Change::Patch(TaskPatch::from_json(json_body(req)?)?))).await
+    change(req, params, |req| Ok(Change::Patch(Box::new(TaskPatch::from_json(json_body(req)?)?)))).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}/complete`: without a body completes or
@@ -319,7 +319,7 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
         let (mut head, mut task, mut page) = load_for_change(&ctx, &user, id).await?;
         check_version(expected.as_ref(), &task)?;
         let patch = match &change {
-            Change::Patch(patch) => patch.clone(),
+            Change::Patch(patch) => TaskPatch::clone(patch),
             Change::Complete(completion) => completion.patch(&task),
         };
         let Some(event) = head.ledger.value.change_task(&mut task, page.as_mut(), patch, Utc::now())? else {

@@ -1,7 +1,9 @@
 //! Publishing the transactional outbox.
 //!
 //! After a commit, the request publishes every event of the user that is not
-//! yet known to be published, in `seq` order, then records that in the ledger.
+//! yet known to be published, in `seq` order (the one it just committed from
+//! memory, any older ones from the outbox), then moves the user's published
+//! mark and drops those outbox entries in one transaction.
 //! When that publish fails, the user joins the relay queue (key
 //! `outbox-relay`) and the Dapr job `outbox-relay` is scheduled on this app's
 //! own sidecar: its callback `POST /job/outbox-relay` publishes the queued
@@ -15,9 +17,9 @@ use dapr_http::{DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{Params, Request, Response};
 use todo_domain::event::TASK_EVENTS_TOPIC;
 use todo_domain::relay::RelayQueue;
-use todo_domain::{TaskEvent, UserId, UserLedger};
+use todo_domain::{TaskEvent, UserId};
 
-use crate::store::{load_ledger, outbox_key, put_ledger};
+use crate::store::{load_head, outbox_key, published_key, Head};
 use crate::{Ctx, APP_ID, MAX_ATTEMPTS};
 
 /// State key of the relay queue, and name of the relay job.
@@ -31,9 +33,10 @@ const RELAY_RETRY: JobRetry = JobRetry { interval_secs: 2, max_retries: 900 };
 /// Users one relay run publishes at most; the rest wait for the next run.
 const RELAY_BATCH: usize = 50;
 
-/// Publishes the user's pending events; when that fails, hands them to the relay.
-pub(crate) async fn flush(ctx: &Ctx, user: &UserId, ledger: &UserLedger) {
-    if let Err(e) = try_flush(ctx, user, ledger).await {
+/// Publishes the user's pending events as of `head` (plus `fresh`, the event
+/// just committed on top of it); when that fails, hands them to the relay.
+pub(crate) async fn flush(ctx: &Ctx, user: &UserId, head: &Head, fresh: Option<&TaskEvent>) {
+    if let Err(e) = try_flush(ctx, user, head, fresh).await {
         telemetry::warn("outbox left pending; the relay job takes over").user(user).error(e).emit();
         if let Err(e) = enlist(ctx, user).await {
             telemetry::error("outbox waits for the user's next request: the relay cannot be scheduled").user(user).error(e).emit();
@@ -41,26 +44,34 @@ pub(crate) async fn flush(ctx: &Ctx, user: &UserId, ledger: &UserLedger) {
     }
 }
 
-async fn try_flush(ctx: &Ctx, user: &UserId, ledger: &UserLedger) -> Result<(), DaprError> {
-    let pending = ledger.unpublished();
+async fn try_flush(ctx: &Ctx, user: &UserId, head: &Head, fresh: Option<&TaskEvent>) -> Result<(), DaprError> {
+    let pending = head.ledger.value.unpublished(head.published);
     if pending.is_empty() {
         return Ok(());
     }
-    let keys: Vec<String> = pending.clone().map(|seq| outbox_key(user, seq)).collect();
-    let events = ctx.dapr.get_bulk_each::<TaskEvent>(&ctx.settings.state_store, &keys).await?;
+    // The event just committed is in memory; only older ones (a publish that
+    // failed before) are read from the outbox.
+    let stored: Vec<u64> = pending.clone().filter(|seq| fresh.is_none_or(|e| e.seq != *seq)).collect();
+    let keys: Vec<String> = stored.iter().map(|seq| outbox_key(user, *seq)).collect();
+    let mut events = ctx.dapr.get_bulk_each::<TaskEvent>(&ctx.settings.state_store, &keys).await?.into_iter();
     let mut published = None;
-    for (seq, item) in pending.zip(events) {
+    for seq in pending {
+        let item = match fresh {
+            Some(event) if event.seq == seq => Some(Ok(Versioned { value: event.clone(), etag: None })),
+            _ => events.next().flatten(),
+        };
         match item {
             Some(Ok(event)) => publish(ctx, &event.value).await?,
             // It can never be published: skip it rather than hold back every
             // later event of the user; consumers report the gap in `seq`.
             Some(Err(bad)) => eprintln!("outbox of {user}: event {seq} does not decode, skipped: {}", bad.error),
+            // Published and dropped by a concurrent flush.
             None => continue,
         }
         published = Some(seq);
     }
     match published {
-        Some(seq) => mark_published(ctx, user, seq).await,
+        Some(seq) => mark_published(ctx, user, head.published, seq).await,
         None => Ok(()),
     }
 }
@@ -78,25 +89,14 @@ async fn publish(ctx: &Ctx, event: &TaskEvent) -> Result<(), DaprError> {
     ctx.dapr.publish(&ctx.settings.pubsub, TASK_EVENTS_TOPIC, event, &meta).await
 }
 
-/// Moves the ledger's `published` mark to `seq` and drops those outbox entries.
-///
-/// Reads the ledger afresh: a transaction does not return the new ETag.
-async fn mark_published(ctx: &Ctx, user: &UserId, seq: u64) -> Result<(), DaprError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut ledger = load_ledger(ctx, user).await?;
-        let from = ledger.value.published + 1;
-        if from > seq {
-            return Ok(());
-        }
-        ledger.value.mark_published(seq);
-        let mut ops: Vec<StateOp> = (from..=seq).map(|s| StateOp::Delete { key: outbox_key(user, s) }).collect();
-        ops.push(put_ledger(user, &ledger.value, ledger.etag.clone()));
-        match ctx.dapr.transact(&ctx.settings.state_store, &ops).await {
-            Err(DaprError::Conflict) => continue,
-            done => return done,
-        }
-    }
-    Err(DaprError::Conflict)
+/// Moves the user's published mark from `from` to `seq` and drops those
+/// outbox entries, in one unguarded transaction: a concurrent flush that
+/// moves the mark back only makes a later flush look for entries that are
+/// gone (skipped), never publish one twice or skip a pending one.
+async fn mark_published(ctx: &Ctx, user: &UserId, from: u64, seq: u64) -> Result<(), DaprError> {
+    let mut ops: Vec<StateOp> = (from + 1..=seq).map(|s| StateOp::Delete { key: outbox_key(user, s) }).collect();
+    ops.push(StateOp::upsert(published_key(user), &seq, None));
+    ctx.dapr.transact(&ctx.settings.state_store, &ops).await
 }
 
 /// Puts `user` in the relay queue and (re)schedules the relay job.
@@ -153,8 +153,8 @@ async fn relay(ctx: &Ctx) -> Result<usize, DaprError> {
         }
         let mut flushed = Vec::new();
         for user in queue.batch(RELAY_BATCH) {
-            let ledger = load_ledger(ctx, &user).await?;
-            match try_flush(ctx, &user, &ledger.value).await {
+            let head = load_head(ctx, &user, &[]).await?;
+            match try_flush(ctx, &user, &head, None).await {
                 Ok(()) => flushed.push(user),
                 Err(e) => telemetry::warn("relay: outbox still pending").user(&user).error(e).emit(),
             }

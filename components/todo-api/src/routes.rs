@@ -1,17 +1,15 @@
 //! The task routes: parse the request, let the domain decide, commit, respond.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use component_kit::{auth, json, Problem};
-use dapr_http::{DaprError, StateOp, Versioned};
+use dapr_http::{DaprError, StateOp};
 use spin_sdk::http::{Params, Request, Response};
 use todo_domain::{
-    Completion, DomainError, IfMatch, ListQuery, NewTask, OccurrenceRequest, QuickAdd, Task, TaskEvent, TaskId, TaskPatch, UserId,
-    UserLedger,
+    Completion, Created, DomainError, IfMatch, ListQuery, NewTask, OccurrenceRequest, QuickAdd, Scan, StoredTask, Task, TaskEvent, TaskId,
+    TaskPatch, UserId,
 };
 
-use crate::store::{self, IdempotencyRecord};
+use crate::store::{self, Head, IdempotencyRecord};
 use crate::{json_body, outbox, Ctx, MAX_ATTEMPTS};
 
 /// Largest accepted `Idempotency-Key`.
@@ -24,7 +22,7 @@ fn task_response(status: u16, task: &Task) -> Response {
 }
 
 /// `201 Created` for `task`, with its ETag and `Location`.
-fn created(user: &UserId, task: &Task) -> Response {
+fn created_response(user: &UserId, task: &Task) -> Response {
     let mut response = task_response(201, task);
     response.set_header("location", format!("/api/{user}/tasks/{}", task.id));
     response
@@ -91,59 +89,76 @@ async fn create_from(req: Request, params: Params, parse: impl FnOnce(&[u8]) -> 
     let body = json_body(&req)?;
     let new = parse(body)?;
     let fingerprint = store::fingerprint(body);
+    let record_key = idempotency.as_ref().map(|key| store::idempotency_key(&user, key));
     for _ in 0..MAX_ATTEMPTS {
-        if let Some(key) = &idempotency {
-            if let Some(response) = replay(&ctx, &user, &store::idempotency_key(&user, key), Some(&fingerprint)).await? {
-                return Ok(response);
-            }
+        // One read: the head, and the Idempotency-Key's record when there is one.
+        let mut head = store::load_head(&ctx, &user, record_key.as_slice()).await?;
+        if let Some(record) = head.extra::<IdempotencyRecord>(0)? {
+            return replay(&ctx, &user, record.value, Some(&fingerprint)).await;
         }
-        let mut ledger = store::load_ledger(&ctx, &user).await?;
-        let (task, event) = ledger.value.create_task(&user, new.clone(), Utc::now());
-        let mut ops = vec![store::put_task(&task)];
-        if let Some(key) = &idempotency {
-            let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
-            ops.push(StateOp::insert(store::idempotency_key(&user, key), &record).ttl(store::IDEMPOTENCY_TTL_SECS));
+        let created = head.ledger.value.create_task(&user, new.clone(), Utc::now());
+        let mut ops = Vec::new();
+        if let Some(key) = &record_key {
+            let record = IdempotencyRecord { task_id: created.task.id, fingerprint: fingerprint.clone() };
+            ops.push(StateOp::insert(key, &record).ttl(store::IDEMPOTENCY_TTL_SECS));
         }
-        if commit(&ctx, &user, &ledger, &ops, &event).await? {
-            return Ok(created(&user, &task));
+        if commit_created(&ctx, &user, &head, ops, &created).await? {
+            return Ok(created_response(&user, &created.task));
         }
     }
     Err(too_contended())
 }
 
-/// The answer to a retried create: the task the record at `record_key`
-/// created. With `fingerprint`, the body must be unchanged (a client's
-/// `Idempotency-Key`); without, the key alone decides (an occurrence record
-/// names exactly one task, whatever the body), and a task deleted since is
-/// still "already created".
-async fn replay(ctx: &Ctx, user: &UserId, record_key: &str, fingerprint: Option<&str>) -> Result<Option<Response>, Problem> {
-    let Some(record) = ctx.dapr.get_state::<IdempotencyRecord>(&ctx.settings.state_store, record_key).await? else {
-        return Ok(None);
-    };
-    if fingerprint.is_some_and(|f| f != record.value.fingerprint) {
+/// Commits a create (the task, the page it sealed, `ops`) with the head and
+/// its event, then publishes. `Ok(false)` when the head changed concurrently.
+async fn commit_created(ctx: &Ctx, user: &UserId, head: &Head, mut ops: Vec<StateOp>, created: &Created) -> Result<bool, Problem> {
+    ops.push(store::put_task(&created.task));
+    if let Some((n, page)) = &created.sealed {
+        ops.push(store::put_page(user, *n, page));
+    }
+    commit(ctx, user, head, &ops, &created.event).await
+}
+
+/// The answer to a retried create: the task that `record` names. With
+/// `fingerprint`, the body must be unchanged (a client's `Idempotency-Key`);
+/// without, the key alone decides (an occurrence record names exactly one
+/// task, whatever the body), and a task deleted since is still "already created".
+async fn replay(ctx: &Ctx, user: &UserId, record: IdempotencyRecord, fingerprint: Option<&str>) -> Result<Response, Problem> {
+    if fingerprint.is_some_and(|f| f != record.fingerprint) {
         return Err(Problem::new(422, "Unprocessable Content", "this Idempotency-Key was used with a different body"));
     }
-    let Some(task) = store::load_task(ctx, user, record.value.task_id).await? else {
+    let Some(task) = store::load_task(ctx, user, record.task_id).await? else {
         if fingerprint.is_none() {
-            let body = serde_json::json!({ "status": "already_created", "task_id": record.value.task_id });
-            return Ok(Some(json(200, &body)));
+            return Ok(json(200, &serde_json::json!({ "status": "already_created", "task_id": record.task_id })));
         }
         return Err(Problem::not_found("the task created with this Idempotency-Key was deleted"));
     };
-    let mut response = created(user, &task.value);
+    let mut response = created_response(user, &task.value);
     response.set_header("idempotent-replayed", "true");
-    Ok(Some(response))
+    Ok(response)
 }
 
-/// `GET /api/{user_id}/tasks`: filters, sort and cursor pagination.
+/// `GET /api/{user_id}/tasks`: filters, sort and cursor pagination. Reads the
+/// head, the index pages the page needs, and the page's tasks.
 pub(crate) async fn list(req: Request, params: Params) -> Result<Response, Problem> {
     let ctx = Ctx::new();
     let user = ctx.authenticate(&req, &params).await?;
     let query = ListQuery::parse(req.query())?;
-    let ledger = store::load_ledger(&ctx, &user).await?;
-    let (tasks, unreadable) = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
-    outbox::flush(&ctx, &user, &ledger.value).await;
-    let (items, next_cursor) = todo_domain::page(tasks, &query, Utc::now());
+    let head = store::load_head(&ctx, &user, &[]).await?;
+    outbox::flush(&ctx, &user, &head, None).await;
+    let mut scan = Scan::new(&query, &head.ledger.value, Utc::now());
+    loop {
+        let batch = scan.next_batch();
+        if batch.is_empty() {
+            break;
+        }
+        for (n, page) in batch.iter().zip(store::load_pages(&ctx, &user, &batch).await?) {
+            scan.feed(*n, page);
+        }
+    }
+    let (ids, next_cursor) = scan.finish();
+    let (tasks, unreadable) = store::load_tasks(&ctx, &user, &ids).await?;
+    let items: Vec<Task> = tasks.into_iter().map(|t| t.task).collect();
     let mut body = serde_json::json!({ "items": items, "next_cursor": next_cursor });
     if !unreadable.is_empty() {
         body["unreadable"] = serde_json::json!(unreadable);
@@ -151,17 +166,17 @@ pub(crate) async fn list(req: Request, params: Params) -> Result<Response, Probl
     Ok(json(200, &body))
 }
 
-/// `GET /api/{user_id}/tags`: every tag of the user's tasks with its count.
+/// `GET /api/{user_id}/tags`: every tag of the user's tasks with its count,
+/// from the index.
 pub(crate) async fn tags(req: Request, params: Params) -> Result<Response, Problem> {
     let ctx = Ctx::new();
     let user = ctx.authenticate(&req, &params).await?;
-    let ledger = store::load_ledger(&ctx, &user).await?;
-    let (tasks, _) = store::load_tasks(&ctx, &user, &ledger.value.tasks).await?;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for tag in tasks.iter().flat_map(|t| t.tags.as_slice()) {
-        *counts.entry(tag.as_str().to_owned()).or_default() += 1;
-    }
-    let items: Vec<_> = counts.into_iter().map(|(tag, count)| serde_json::json!({ "tag": tag, "count": count })).collect();
+    let head = store::load_head(&ctx, &user, &[]).await?;
+    let summaries = store::all_summaries(&ctx, &user, &head.ledger.value).await?;
+    let items: Vec<_> = todo_domain::index::tag_counts(&summaries)
+        .into_iter()
+        .map(|(tag, count)| serde_json::json!({ "tag": tag, "count": count }))
+        .collect();
     Ok(json(200, &serde_json::json!({ "items": items })))
 }
 
@@ -171,25 +186,25 @@ pub(crate) async fn get(req: Request, params: Params) -> Result<Response, Proble
     let user = ctx.authenticate(&req, &params).await?;
     let id = task_id(&params)?;
     let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
-    Ok(task_response(200, &task.value))
+    Ok(task_response(200, &task.value.task))
 }
 
 /// What a write to one task does.
 enum Change {
-    /// A PUT or PATCH.
-    Patch(TaskPatch),
+    /// A PUT or PATCH (boxed: it is far larger than a completion).
+    Patch(Box<TaskPatch>),
     /// `PATCH .../complete`: toggle, or set (idempotent).
     Complete(Completion),
 }
 
 /// `PUT /api/{user_id}/tasks/{id}`: replaces every client-set field.
 pub(crate) async fn replace(req: Request, params: Params) -> Result<Response, Problem> {
-    change(req, params, |req| Ok(Change::Patch(TaskPatch::from(NewTask::from_json(json_body(req)?)?)))).await
+    change(req, params, |req| Ok(Change::Patch(Box::new(TaskPatch::from(NewTask::from_json(json_body(req)?)?))))).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`: changes the fields given.
 pub(crate) async fn patch(req: Request, params: Params) -> Result<Response, Problem> {
-    change(req, params, |req| Ok(Change::Patch(TaskPatch::from_json(json_body(req)?)?))).await
+    change(req, params, |req| Ok(Change::Patch(Box::new(TaskPatch::from_json(json_body(req)?)?)))).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}/complete`: without a body completes or
@@ -239,30 +254,42 @@ pub(crate) async fn delete(req: Request, params: Params) -> Result<Response, Pro
     let expected = if_match(&req)?;
     let end_series = series_param(&req)?;
     for _ in 0..MAX_ATTEMPTS {
-        let mut ledger = store::load_ledger(&ctx, &user).await?;
-        let task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?;
-        check_version(expected.as_ref(), &task.value)?;
-        let series = task.value.series_id.filter(|_| end_series);
+        let (mut head, task, mut page) = load_for_change(&ctx, &user, id).await?;
+        check_version(expected.as_ref(), &task)?;
+        let series = task.series_id.filter(|_| end_series);
         let now = Utc::now();
-        let event = ledger.value.delete_task(task.value, now);
+        let n = task.page;
+        let event = head.ledger.value.delete_task(task, page.as_mut(), now);
         let mut ops = vec![StateOp::Delete { key: store::task_key(&user, id) }];
+        if let (Some(n), Some(page)) = (n, &page) {
+            ops.push(store::put_page(&user, n, page));
+        }
         if let Some(series) = series {
             let tombstone = serde_json::json!({ "ended_at": now, "deleted_task": id });
             ops.push(StateOp::upsert(series_key(&user, series), &tombstone, None));
         }
-        if commit(&ctx, &user, &ledger, &ops, &event).await? {
+        if commit(&ctx, &user, &head, &ops, &event).await? {
             return Ok(Response::builder().status(204).build());
         }
     }
     Err(too_contended())
 }
 
-/// Commits `ops` with the ledger and `event`, then publishes the user's
-/// outbox. `Ok(false)` when the ledger changed concurrently: the caller retries.
-async fn commit(ctx: &Ctx, user: &UserId, ledger: &Versioned<UserLedger>, ops: &[StateOp], event: &TaskEvent) -> Result<bool, Problem> {
-    match store::commit(ctx, user, ledger, ops, event).await {
+/// The head and task `id` (one read), and the sealed index page that holds
+/// the task's summary when it is not on the tail; 404 when there is no such task.
+async fn load_for_change(ctx: &Ctx, user: &UserId, id: TaskId) -> Result<(Head, StoredTask, Option<todo_domain::IndexPage>), Problem> {
+    let head = store::load_head(ctx, user, &[store::task_key(user, id)]).await?;
+    let mut task = head.extra::<StoredTask>(0)?.ok_or_else(|| Problem::not_found("no such task"))?.value;
+    let page = store::page_of(ctx, user, &head.ledger.value, &mut task).await?;
+    Ok((head, task, page))
+}
+
+/// Commits `ops` with the head and `event`, then publishes the user's
+/// outbox. `Ok(false)` when the head changed concurrently: the caller retries.
+async fn commit(ctx: &Ctx, user: &UserId, head: &Head, ops: &[StateOp], event: &TaskEvent) -> Result<bool, Problem> {
+    match store::commit(ctx, user, head, ops, event).await {
         Ok(()) => {
-            outbox::flush(ctx, user, &ledger.value).await;
+            outbox::flush(ctx, user, head, Some(event)).await;
             Ok(true)
         }
         Err(DaprError::Conflict) => Ok(false),
@@ -289,21 +316,20 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
     let id = task_id(&params)?;
     let expected = if_match(&req)?;
     for _ in 0..MAX_ATTEMPTS {
-        let mut ledger: Versioned<UserLedger> = store::load_ledger(&ctx, &user).await?;
-        let mut task = store::load_task(&ctx, &user, id).await?.ok_or_else(|| Problem::not_found("no such task"))?.value;
+        let (mut head, mut task, mut page) = load_for_change(&ctx, &user, id).await?;
         check_version(expected.as_ref(), &task)?;
-        let now = Utc::now();
-        let event = match &change {
-            Change::Patch(patch) => ledger.value.change_task(&mut task, patch.clone(), now)?,
-            Change::Complete(completion) => {
-                let patch = completion.patch(&task);
-                ledger.value.change_task(&mut task, patch, now)?
-            }
+        let patch = match &change {
+            Change::Patch(patch) => TaskPatch::clone(patch),
+            Change::Complete(completion) => completion.patch(&task),
         };
-        let Some(event) = event else {
+        let Some(event) = head.ledger.value.change_task(&mut task, page.as_mut(), patch, Utc::now())? else {
             return Ok(task_response(200, &task));
         };
-        if commit(&ctx, &user, &ledger, &[store::put_task(&task)], &event).await? {
+        let mut ops = vec![store::put_task(&task)];
+        if let (Some(n), Some(page)) = (task.page, &page) {
+            ops.push(store::put_page(&user, n, page));
+        }
+        if commit(&ctx, &user, &head, &ops, &event).await? {
             return Ok(task_response(200, &task));
         }
     }
@@ -317,7 +343,8 @@ async fn change(req: Request, params: Params, parse: impl FnOnce(&Request) -> Re
 /// concurrent request gets the task the first one created (201,
 /// `idempotent-replayed: true`; `200 already_created` if it was deleted since). A series ended by `DELETE ...?series=true` gets
 /// `200 {"status": "series_ended"}` and nothing is created. The tombstone is
-/// read after the ledger and the commit is guarded by the ledger's ETag, so a
+/// read in the same bulk read as the ledger (one `SELECT` on both stores, so
+/// one snapshot) and the commit is guarded by the ledger's ETag, so a
 /// concurrent delete either precedes the check or makes this commit retry.
 pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Response, Problem> {
     let ctx = Ctx::new();
@@ -328,18 +355,18 @@ pub(crate) async fn create_occurrence(req: Request, params: Params) -> Result<Re
     let key = store::occurrence_key(&user, request.series_id, request.occurrence);
     let fingerprint = store::fingerprint(body);
     for _ in 0..MAX_ATTEMPTS {
-        if let Some(response) = replay(&ctx, &user, &key, None).await? {
-            return Ok(response);
+        // One read: the head, the occurrence's record and the series' tombstone.
+        let mut head = store::load_head(&ctx, &user, &[key.clone(), series_key(&user, request.series_id)]).await?;
+        if let Some(record) = head.extra::<IdempotencyRecord>(0)? {
+            return replay(&ctx, &user, record.value, None).await;
         }
-        let mut ledger = store::load_ledger(&ctx, &user).await?;
-        if ctx.dapr.get_state::<serde_json::Value>(&ctx.settings.state_store, &series_key(&user, request.series_id)).await?.is_some() {
+        if head.extra::<serde_json::Value>(1)?.is_some() {
             return Ok(json(200, &serde_json::json!({ "status": "series_ended", "series_id": request.series_id })));
         }
-        let (task, event) = ledger.value.create_occurrence(&user, &request, new.clone(), Utc::now());
-        let record = IdempotencyRecord { task_id: task.id, fingerprint: fingerprint.clone() };
-        let ops = [store::put_task(&task), StateOp::insert(&key, &record)];
-        if commit(&ctx, &user, &ledger, &ops, &event).await? {
-            return Ok(created(&user, &task));
+        let created = head.ledger.value.create_occurrence(&user, &request, new.clone(), Utc::now());
+        let record = IdempotencyRecord { task_id: created.task.id, fingerprint: fingerprint.clone() };
+        if commit_created(&ctx, &user, &head, vec![StateOp::insert(&key, &record)], &created).await? {
+            return Ok(created_response(&user, &created.task));
         }
     }
     Err(too_contended())

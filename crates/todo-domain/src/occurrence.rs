@@ -52,9 +52,10 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ledger::Created;
 use crate::recurrence::{Frequency, RecurrenceEnd};
 use crate::schedule::{in_range, Reminder};
-use crate::{Anchor, DomainError, EventType, NewTask, RecurrenceRule, Rule, Task, TaskEvent, TaskId, TimeZone, UserId, UserLedger};
+use crate::{Anchor, DomainError, NewTask, RecurrenceRule, Rule, Task, TaskId, TimeZone, UserId, UserLedger};
 
 /// Most candidate instants examined for one next occurrence (a daily rule
 /// whose due date is 270 years in the past); beyond it the series ends.
@@ -273,22 +274,11 @@ impl OccurrenceRequest {
 
 impl UserLedger {
     /// Creates occurrence `request.occurrence` of a series (a `created` event).
-    pub fn create_occurrence(&mut self, user: &UserId, request: &OccurrenceRequest, new: NewTask, now: DateTime<Utc>) -> (Task, TaskEvent) {
-        let mut task = Task::create(TaskId::new_v7(), user.clone(), new, now);
+    pub fn create_occurrence(&mut self, user: &UserId, request: &OccurrenceRequest, new: NewTask, now: DateTime<Utc>) -> Created {
+        let mut task = Task::create(TaskId::new_v7(), user.clone(), new, self.creation_time(now));
         task.series_id = Some(request.series_id);
         task.occurrence = Some(request.occurrence);
-        self.tasks.push(task.id);
-        self.seq += 1;
-        let event = TaskEvent {
-            event_id: crate::EventId::new_v7(),
-            event_type: EventType::Created,
-            user_id: user.clone(),
-            seq: self.seq,
-            time: now,
-            task: task.clone(),
-            changed: Vec::new(),
-        };
-        (task, event)
+        self.add(task)
     }
 }
 
@@ -296,6 +286,7 @@ impl UserLedger {
 mod tests {
     use super::*;
     use crate::schedule::parse_instant;
+    use crate::EventType;
     use proptest::prelude::*;
 
     fn at(raw: &str) -> DateTime<Utc> {
@@ -455,9 +446,9 @@ mod tests {
     fn completed_task(body: Value, completed_at: &str) -> Task {
         let new = NewTask::from_json(body.to_string().as_bytes()).unwrap();
         let mut ledger = UserLedger::default();
-        let (mut task, _) = ledger.create_task(&UserId::parse("alice").unwrap(), new, at("2026-01-01T00:00:00Z"));
-        ledger.toggle_completed(&mut task, at(completed_at));
-        task
+        let mut task = ledger.create_task(&UserId::parse("alice").unwrap(), new, at("2026-01-01T00:00:00Z")).task;
+        ledger.toggle_completed(&mut task, None, at(completed_at));
+        task.task
     }
 
     #[test]
@@ -481,7 +472,8 @@ mod tests {
         let (parsed, new) = OccurrenceRequest::from_json(&body).unwrap();
         assert_eq!(parsed, request);
         let mut ledger = UserLedger::default();
-        let (next, event) = ledger.create_occurrence(&task.user_id, &parsed, new, at("2026-03-27T09:30:01Z"));
+        let created = ledger.create_occurrence(&task.user_id, &parsed, new, at("2026-03-27T09:30:01Z"));
+        let (next, event) = (created.task.task, created.event);
         assert_eq!((next.series_id, next.occurrence, event.event_type), (Some(task.id), Some(2), EventType::Created));
         assert_eq!(
             (next.title.clone(), next.priority, next.tags.clone(), next.time_zone),

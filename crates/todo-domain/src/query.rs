@@ -12,8 +12,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::index::TaskSummary;
 use crate::schedule::parse_instant;
-use crate::{DomainError, Priority, Rule, Tag, Task, TaskId};
+use crate::{DomainError, Priority, Rule, Tag, TaskId};
 
 /// Default page size.
 pub const LIMIT_DEFAULT: usize = 50;
@@ -116,6 +117,10 @@ struct Cursor {
     id: TaskId,
     #[serde(rename = "o")]
     order: Order,
+    /// The index page of the task it names (creation sorts only): where the
+    /// next page starts reading. Absent in cursors made before the index.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    page: Option<u32>,
 }
 
 impl ListQuery {
@@ -205,6 +210,11 @@ impl ListQuery {
     pub fn limit(&self) -> usize {
         self.limit
     }
+
+    /// The index page the cursor's task lives on, when the cursor says.
+    pub(crate) fn cursor_page(&self) -> Option<u32> {
+        self.cursor.as_ref().and_then(|c| c.page)
+    }
 }
 
 fn parse_status(value: &str) -> Result<Status, DomainError> {
@@ -286,11 +296,11 @@ impl Cursor {
 }
 
 impl SortKey {
-    fn of(task: &Task, sort: Sort) -> Self {
+    fn of(task: &TaskSummary, sort: Sort) -> Self {
         match sort {
             Sort::Due => SortKey::Due(task.due_at),
             Sort::Priority => SortKey::Priority(task.priority),
-            Sort::Title => SortKey::Title(task.title.as_str().to_lowercase()),
+            Sort::Title => SortKey::Title(task.title.clone()),
             Sort::Created => SortKey::Created(task.created_at),
             Sort::Updated => SortKey::Updated(task.updated_at),
         }
@@ -325,49 +335,63 @@ fn compare(order: Order, (a, a_id): (&SortKey, TaskId), (b, b_id): (&SortKey, Ta
 }
 
 /// Whether `task` passes every filter at `now` (which decides `overdue`).
-pub fn matches(task: &Task, filter: &Filter, now: DateTime<Utc>) -> bool {
+pub fn matches(task: &TaskSummary, filter: &Filter, now: DateTime<Utc>) -> bool {
     let status = match filter.status {
         Status::All => true,
         Status::Pending => !task.completed,
         Status::Completed => task.completed,
     };
+    // The summary's title and description are lowercased already, as is `q`.
     let text = filter.text.as_deref().is_none_or(|q| {
-        task.title.as_str().to_lowercase().contains(q)
-            || task.description.as_ref().is_some_and(|d| d.as_str().to_lowercase().contains(q))
-            || task.tags.as_slice().iter().any(|t| t.as_str().contains(q))
+        task.title.contains(q) || task.description.as_ref().is_some_and(|d| d.contains(q)) || task.tags.iter().any(|t| t.contains(q))
     });
+    let overdue = || !task.completed && task.due_at.is_some_and(|due| due < now);
     status
         && text
         && (filter.priorities.is_empty() || filter.priorities.contains(&task.priority))
-        && filter.tags.iter().all(|t| task.tags.contains(t))
+        && filter.tags.iter().all(|t| task.tags.iter().any(|s| s == t.as_str()))
         && filter.due_before.is_none_or(|before| task.due_at.is_some_and(|due| due < before))
         && filter.due_after.is_none_or(|after| task.due_at.is_some_and(|due| due >= after))
-        && filter.overdue.is_none_or(|want| task.is_overdue(now) == want)
+        && filter.overdue.is_none_or(|want| overdue() == want)
         && filter.has_due.is_none_or(|want| task.due_at.is_some() == want)
 }
 
-/// One page of `tasks` for `query` at `now`: the matching tasks after the
-/// query's cursor, sorted, at most `limit` of them, and the cursor of the
-/// next page when more follow.
-pub fn page(tasks: Vec<Task>, query: &ListQuery, now: DateTime<Utc>) -> (Vec<Task>, Option<String>) {
-    let mut items: Vec<(SortKey, Task)> =
-        tasks.into_iter().filter(|t| matches(t, &query.filter, now)).map(|t| (SortKey::of(&t, query.sort), t)).collect();
-    items.sort_by(|(a, at), (b, bt)| compare(query.order, (a, at.id), (b, bt.id)));
+/// Whether `task` lies after the query's cursor (every task does without one).
+pub(crate) fn after_cursor(query: &ListQuery, task: &TaskSummary) -> bool {
+    query
+        .cursor
+        .as_ref()
+        .is_none_or(|c| compare(query.order, (&SortKey::of(task, query.sort), task.id), (&c.key, c.id)) == Ordering::Greater)
+}
+
+/// One page of `tasks` (each with the number of its index page) for `query`
+/// at `now`: the ids of the matching tasks after the query's cursor, sorted,
+/// at most `limit` of them, and the cursor of the next page when more follow.
+pub fn page(tasks: Vec<(u32, TaskSummary)>, query: &ListQuery, now: DateTime<Utc>) -> (Vec<TaskId>, Option<String>) {
+    let mut items: Vec<(SortKey, u32, TaskId)> =
+        tasks.into_iter().filter(|(_, t)| matches(t, &query.filter, now)).map(|(n, t)| (SortKey::of(&t, query.sort), n, t.id)).collect();
+    items.sort_by(|(a, _, a_id), (b, _, b_id)| compare(query.order, (a, *a_id), (b, *b_id)));
     let start = query
         .cursor
         .as_ref()
-        .map_or(0, |c| items.partition_point(|(k, t)| compare(query.order, (k, t.id), (&c.key, c.id)) != Ordering::Greater));
+        .map_or(0, |c| items.partition_point(|(k, _, id)| compare(query.order, (k, *id), (&c.key, c.id)) != Ordering::Greater));
     let more = items.len() - start > query.limit;
-    let page: Vec<(SortKey, Task)> = items.into_iter().skip(start).take(query.limit).collect();
-    let next =
-        if more { page.last().map(|(key, task)| Cursor { key: key.clone(), id: task.id, order: query.order }.encode()) } else { None };
-    (page.into_iter().map(|(_, t)| t).collect(), next)
+    let page: Vec<(SortKey, u32, TaskId)> = items.into_iter().skip(start).take(query.limit).collect();
+    let next = if more {
+        page.last().map(|(key, n, id)| {
+            let hint = (query.sort == Sort::Created).then_some(*n);
+            Cursor { key: key.clone(), id: *id, order: query.order, page: hint }.encode()
+        })
+    } else {
+        None
+    };
+    (page.into_iter().map(|(_, _, id)| id).collect(), next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewTask, Tags, Title, UserId};
+    use crate::{NewTask, Tags, Task, Title, UserId};
     use chrono::TimeDelta;
     use proptest::prelude::*;
 
@@ -392,6 +416,17 @@ mod tests {
 
     fn query(q: &str) -> ListQuery {
         ListQuery::parse(q).unwrap()
+    }
+
+    /// [`super::page`] over whole tasks, all on index page 0.
+    fn page(tasks: Vec<Task>, q: &ListQuery, now: DateTime<Utc>) -> (Vec<Task>, Option<String>) {
+        let summaries = tasks.iter().map(|t| (0, TaskSummary::of(t))).collect();
+        let (ids, next) = super::page(summaries, q, now);
+        (ids.iter().map(|id| tasks.iter().find(|t| t.id == *id).unwrap().clone()).collect(), next)
+    }
+
+    fn matches(task: &Task, filter: &Filter, now: DateTime<Utc>) -> bool {
+        super::matches(&TaskSummary::of(task), filter, now)
     }
 
     fn ids(tasks: &[Task]) -> Vec<TaskId> {
@@ -554,7 +589,7 @@ mod tests {
                 prop_assert!(round <= 100, "paging does not end");
                 let (items, next) = page(store.clone(), &q, now);
                 prop_assert!(items.len() <= limit);
-                seen.extend(items.iter().map(|t| (SortKey::of(t, q.sort), t.id)));
+                seen.extend(items.iter().map(|t| (SortKey::of(&TaskSummary::of(t), q.sort), t.id)));
                 let Some(cursor) = next else { break };
                 prop_assert_eq!(items.len(), limit);
                 store.extend(inserts.next().unwrap_or_default());

@@ -249,6 +249,7 @@ pub fn on_fire(projection: Option<&Projection>, name: &str, data: &JobData, now:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::StoredTask;
     use crate::{NewTask, TaskPatch, UserLedger};
     use chrono::TimeDelta;
     use proptest::prelude::*;
@@ -257,16 +258,16 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn created(body: serde_json::Value, now: DateTime<Utc>) -> (UserLedger, Task, TaskEvent) {
+    fn created(body: serde_json::Value, now: DateTime<Utc>) -> (UserLedger, StoredTask, TaskEvent) {
         let mut ledger = UserLedger::default();
         let user = UserId::parse("alice").unwrap();
-        let (task, event) = ledger.create_task(&user, NewTask::from_json(body.to_string().as_bytes()).unwrap(), now);
-        (ledger, task, event)
+        let created = ledger.create_task(&user, NewTask::from_json(body.to_string().as_bytes()).unwrap(), now);
+        (ledger, created.task, created.event)
     }
 
-    fn patch(ledger: &mut UserLedger, task: &mut Task, body: serde_json::Value, now: DateTime<Utc>) -> TaskEvent {
+    fn patch(ledger: &mut UserLedger, task: &mut StoredTask, body: serde_json::Value, now: DateTime<Utc>) -> TaskEvent {
         let p = TaskPatch::from_json(body.to_string().as_bytes()).unwrap();
-        ledger.change_task(task, p, now).unwrap().unwrap()
+        ledger.change_task(task, None, p, now).unwrap().unwrap()
     }
 
     const NOW: &str = "2026-03-01T08:00:00Z";
@@ -312,15 +313,15 @@ mod tests {
         let (mut ledger, mut task, event) =
             created(serde_json::json!({"title": "t", "due_at": "2026-03-01T10:00:00Z", "reminders": ["PT15M", "PT5M"]}), now);
         let first = Projection::default().apply(&event, now).unwrap();
-        let done = ledger.toggle_completed(&mut task, now);
+        let done = ledger.toggle_completed(&mut task, None, now);
         let plan = first.next.apply(&done, now).unwrap();
         assert_eq!(plan.cancel.len(), 2);
         assert!(plan.schedule.is_empty() && plan.next.jobs.is_empty());
         // Reopening schedules them again.
-        let reopened = ledger.toggle_completed(&mut task, now);
+        let reopened = ledger.toggle_completed(&mut task, None, now);
         let plan = plan.next.apply(&reopened, now).unwrap();
         assert_eq!(plan.schedule.len(), 2);
-        let deleted = ledger.delete_task(task, now);
+        let deleted = ledger.delete_task(task, None, now);
         let plan = plan.next.apply(&deleted, now).unwrap();
         assert_eq!(plan.cancel.len(), 2);
         assert_eq!(plan.next.task, None);
@@ -430,7 +431,7 @@ mod tests {
         let back = newer.wanted(&names[..1], now);
         assert_eq!(back.len(), 1);
         assert_eq!((back[0].name.as_str(), back[0].data.seq), (names[0].as_str(), newer.seq));
-        let deleted = ledger.delete_task(task, now);
+        let deleted = ledger.delete_task(task, None, now);
         let gone = newer.apply(&deleted, now).unwrap().next;
         assert!(gone.wanted(&names, now).is_empty() && gone.restore(&deleted, now).is_empty());
     }

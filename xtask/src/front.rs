@@ -1,69 +1,136 @@
 //! The front of an app-id's replicas on the local stack: a TCP listener on
 //! the app's usual port that hands each new connection to the next replica
-//! (round robin) that accepts it, then copies bytes both ways. It knows no
-//! HTTP, so keep-alive, request bodies and Server-Sent Events pass as they
-//! are; a connection stays with its replica until either side closes it.
-//! A replica that is down (its port refuses) is skipped, as a Kubernetes
-//! Service skips a pod that is not ready.
+//! (round robin) that is ready and accepts it, then copies bytes both ways.
+//! It knows no HTTP, so keep-alive, request bodies and Server-Sent Events
+//! pass as they are; a connection stays with its replica until either side
+//! closes it.
+//!
+//! As a Kubernetes Service skips a pod that is not ready, the front polls
+//! each replica's readiness route (`/readyz/<app-id>`: the host answers and
+//! its sidecar is up) every [`READINESS_POLL`]; a replica that refuses
+//! connections or is not ready gets no new connection, and its open ones are
+//! closed, so that clients reconnect to a ready replica. With none ready, a
+//! connection still goes to one that accepts, which answers for itself.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+/// How often the front asks each replica whether it is ready.
+const READINESS_POLL: Duration = Duration::from_millis(500);
+
+/// One replica behind a front.
+pub struct Backend {
+    /// Its host's port.
+    pub port: u16,
+    /// Its readiness URL; `None`: ready whenever it accepts connections.
+    pub ready_url: Option<String>,
+}
+
+/// What the accept loop, the relays and the readiness poller share.
+struct Shared {
+    backends: Vec<Backend>,
+    ready: Vec<AtomicBool>,
+    /// Open connections: id -> (backend index, the backend side of it).
+    open: Mutex<HashMap<u64, (usize, TcpStream)>>,
+    next: AtomicUsize,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+}
+
 /// A running front; dropping it stops accepting (open connections finish).
 pub struct Front {
     port: u16,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Front {
-    /// Listens on 127.0.0.1:`port` for the replicas on `backends`.
-    pub fn start(port: u16, backends: Vec<u16>) -> Result<Front> {
+    /// Listens on 127.0.0.1:`port` for the replicas `backends`.
+    pub fn start(port: u16, backends: Vec<Backend>) -> Result<Front> {
         let listener = TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("the front on port {port}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let stopping = stop.clone();
+        let ready = backends.iter().map(|_| AtomicBool::new(true)).collect();
+        let shared = Arc::new(Shared {
+            backends,
+            ready,
+            open: Mutex::new(HashMap::new()),
+            next: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let accepting = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
-                if stopping.load(Ordering::Relaxed) {
+                if accepting.stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let (backends, next) = (backends.clone(), next.clone());
+                let shared = accepting.clone();
                 std::thread::spawn(move || {
-                    let _ = relay(client, &backends, &next);
+                    let _ = relay(client, &shared);
                 });
             }
         });
-        Ok(Front { port, stop })
+        if shared.backends.iter().any(|b| b.ready_url.is_some()) {
+            let polling = shared.clone();
+            std::thread::spawn(move || poll_readiness(&polling));
+        }
+        Ok(Front { port, shared })
     }
 }
 
 impl Drop for Front {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so that it sees the flag.
         let _ = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], self.port)), Duration::from_millis(200));
     }
 }
 
-/// Connects `client` to the first replica, from the next in turn, that
-/// accepts, and copies both ways until both sides are done. With none up,
-/// the client's connection is closed.
-fn relay(client: TcpStream, backends: &[u16], next: &AtomicUsize) -> io::Result<()> {
-    let start = next.fetch_add(1, Ordering::Relaxed);
-    let backend = (0..backends.len())
-        .map(|k| backends[(start + k) % backends.len()])
-        .find_map(|port| TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).ok());
-    let Some(backend) = backend else {
+/// Updates each replica's readiness; closes the open connections of one that
+/// stopped being ready.
+fn poll_readiness(shared: &Shared) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        for (i, backend) in shared.backends.iter().enumerate() {
+            let Some(url) = &backend.ready_url else { continue };
+            let ready = crate::stack::http_ok(url);
+            if shared.ready[i].swap(ready, Ordering::Relaxed) && !ready {
+                let open = shared.open.lock().expect("the front's connections");
+                for (backend, stream) in open.values() {
+                    if *backend == i {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(READINESS_POLL);
+    }
+}
+
+fn connect(port: u16) -> Option<TcpStream> {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).ok()
+}
+
+/// Connects `client` to the first ready replica, from the next in turn, that
+/// accepts (else to any that accepts), and copies both ways until both sides
+/// are done. With none up, the client's connection is closed.
+fn relay(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    let n = shared.backends.len();
+    let start = shared.next.fetch_add(1, Ordering::Relaxed);
+    let order: Vec<usize> = (0..n).map(|k| (start + k) % n).collect();
+    let ready = order.iter().filter(|&&i| shared.ready[i].load(Ordering::Relaxed));
+    let chosen = ready.chain(order.iter()).find_map(|&i| connect(shared.backends[i].port).map(|stream| (i, stream)));
+    let Some((index, backend)) = chosen else {
         return client.shutdown(Shutdown::Both);
     };
     client.set_nodelay(true)?;
     backend.set_nodelay(true)?;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    shared.open.lock().expect("the front's connections").insert(id, (index, backend.try_clone()?));
     let (mut client_read, mut backend_write) = (client.try_clone()?, backend.try_clone()?);
     let upstream = std::thread::spawn(move || {
         let _ = io::copy(&mut client_read, &mut backend_write);
@@ -71,8 +138,9 @@ fn relay(client: TcpStream, backends: &[u16], next: &AtomicUsize) -> io::Result<
     });
     let (mut backend_read, mut client_write) = (backend, client);
     let _ = io::copy(&mut backend_read, &mut client_write);
-    let _ = client_write.shutdown(Shutdown::Write);
+    let _ = client_write.shutdown(Shutdown::Both);
     let _ = upstream.join();
+    shared.open.lock().expect("the front's connections").remove(&id);
     Ok(())
 }
 
@@ -98,6 +166,11 @@ mod tests {
         port
     }
 
+    /// A port nothing listens on: a replica that is down.
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
     fn ask(port: u16) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.write_all(b"hi").unwrap();
@@ -107,23 +180,46 @@ mod tests {
         answer
     }
 
+    fn always(port: u16) -> Backend {
+        Backend { port, ready_url: None }
+    }
+
     #[test]
     fn connections_go_round_robin_and_skip_a_replica_that_is_down() {
         let (a, b) = (named_server("a"), named_server("b"));
-        // A port nothing listens on: a replica that is down.
-        let down = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let front_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let _front = Front::start(front_port, vec![a, down, b]).unwrap();
+        let front_port = free_port();
+        let _front = Front::start(front_port, vec![always(a), always(free_port()), always(b)]).unwrap();
         let answers: Vec<String> = (0..6).map(|_| ask(front_port)).collect();
         assert!(answers.iter().all(|x| x == "a:hi" || x == "b:hi"), "{answers:?}");
         assert!(answers.iter().any(|x| x == "a:hi") && answers.iter().any(|x| x == "b:hi"), "both replicas serve: {answers:?}");
     }
 
     #[test]
+    fn a_replica_that_is_not_ready_gets_no_connection_while_another_is() {
+        let (a, b) = (named_server("a"), named_server("b"));
+        // b accepts connections, but its readiness route answers nothing.
+        let not_ready = Backend { port: b, ready_url: Some(format!("http://127.0.0.1:{}/readyz", free_port())) };
+        let front_port = free_port();
+        let _front = Front::start(front_port, vec![always(a), not_ready]).unwrap();
+        std::thread::sleep(READINESS_POLL / 2);
+        let answers: Vec<String> = (0..6).map(|_| ask(front_port)).collect();
+        assert!(answers.iter().all(|x| x == "a:hi"), "{answers:?}");
+    }
+
+    #[test]
+    fn with_no_replica_ready_one_that_accepts_still_answers() {
+        let b = named_server("b");
+        let not_ready = Backend { port: b, ready_url: Some(format!("http://127.0.0.1:{}/readyz", free_port())) };
+        let front_port = free_port();
+        let _front = Front::start(front_port, vec![not_ready]).unwrap();
+        std::thread::sleep(READINESS_POLL / 2);
+        assert_eq!(ask(front_port), "b:hi");
+    }
+
+    #[test]
     fn with_every_replica_down_the_connection_is_closed() {
-        let down = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let front_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let _front = Front::start(front_port, vec![down]).unwrap();
+        let front_port = free_port();
+        let _front = Front::start(front_port, vec![always(free_port())]).unwrap();
         assert_eq!(ask(front_port), "");
     }
 }

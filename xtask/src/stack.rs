@@ -1,6 +1,7 @@
 //! The local stack: PostgreSQL (optional), Kafka, the Dapr scheduler, one
 //! daprd plus one wasm host per app-id (or N of each with `--replicas N`,
-//! behind a round-robin [`Front`] on the app's port), and the board's host
+//! behind a round-robin [`Front`] on the app's port that skips replicas
+//! that are not ready), and the board's host
 //! (no sidecar), each with its own log.
 //!
 //! Dropping a [`Stack`] stops everything it started, newest first.
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::bootstrap::{self, Host, Tools};
-use crate::front::Front;
+use crate::front::{Backend, Front};
 use crate::{better_auth, paths};
 
 /// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
@@ -300,7 +301,8 @@ fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
 }
 
-fn http_ok(url: &str) -> bool {
+/// Whether `GET url` answers 2xx (within 2 s).
+pub(crate) fn http_ok(url: &str) -> bool {
     let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).http_status_as_error(false).build().new_agent();
     matches!(agent.get(url).call(), Ok(r) if r.status().is_success())
 }
@@ -387,7 +389,10 @@ impl Stack {
                 stack.start_host(tools, app, r, stack.host_port(i, r), &env)?;
             }
             if replicas > 1 {
-                let backends: Vec<u16> = (0..replicas).map(|r| ports.replica_host(i, r)).collect();
+                let backends = (0..replicas)
+                    .map(|r| ports.replica_host(i, r))
+                    .map(|port| Backend { port, ready_url: Some(format!("http://127.0.0.1:{port}/readyz/{app}")) })
+                    .collect();
                 stack.fronts.push(Front::start(ports.app(i), backends)?);
                 stack.summary.push((format!("front-{app}"), format!("http://127.0.0.1:{}", ports.app(i)), PathBuf::from("-")));
             }

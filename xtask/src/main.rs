@@ -4,12 +4,12 @@
 //! cargo xtask doctor                    what is installed, what is missing, how to fix it
 //! cargo xtask bootstrap                 install pinned tools into the cache
 //! cargo xtask build                     build every component for wasm32-wasip2
-//! cargo xtask dev [--store sqlite|postgres] [--better-auth]
-//!                                       run the whole local stack (with a Better Auth server)
+//! cargo xtask dev [--store sqlite|postgres] [--better-auth] [--replicas N]
+//!                                       run the whole local stack (with a Better Auth server, N replicas per app-id)
 //! cargo xtask test                      unit tests, end-to-end on both stores, the board in Chromium, chaos
 //! cargo xtask board [--store ...]       the board's browser suite alone, on a fresh stack
 //! cargo xtask bench [--store ...] [--quick]  issue 18's targets, ceilings, CPU profile, memory; both stores by default
-//! cargo xtask chaos [--store ...]       load while killing parts; check invariants
+//! cargo xtask chaos [--store ...] [--replicas 2]   load while killing parts (one replica at a time); check invariants
 //! cargo xtask fuzz [target] [--seconds N]   fuzz the domain parsers (nightly)
 //! cargo xtask k8s                       spinkube/ on a real API server with the SpinKube operator
 //! cargo xtask openapi                   write the domain's rules and each path's servers into the OpenAPI document
@@ -24,6 +24,7 @@ mod bootstrap;
 mod build;
 mod chaos;
 mod doctor;
+mod front;
 mod fuzz;
 mod k8s;
 mod lint;
@@ -63,7 +64,7 @@ fn run(args: Vec<String>) -> Result<()> {
             board::run_alone(&tools.ready()?, store).map(drop)
         }
         "build" => build::components(),
-        "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?).map(drop),
+        "chaos" => chaos::run(&bootstrap::Tools::install()?, parse_store(rest)?, parse_replicas(rest)?).map(drop),
         "dev" => dev(rest),
         "doctor" => doctor::run(),
         "fuzz" => fuzz::run(rest),
@@ -92,6 +93,14 @@ fn parse_store(args: &[String]) -> Result<Store> {
     }
 }
 
+/// `--replicas N` (default 1): hosts and sidecars per app-id.
+fn parse_replicas(args: &[String]) -> Result<usize> {
+    match args.iter().position(|a| a == "--replicas") {
+        None => Ok(1),
+        Some(i) => args.get(i + 1).context("--replicas needs a number")?.parse().context("--replicas needs a number such as 2"),
+    }
+}
+
 /// `cargo xtask dev`: the whole stack in the foreground until Ctrl-C; with
 /// `--better-auth`, also the Better Auth test server, which the stack trusts.
 fn dev(args: &[String]) -> Result<()> {
@@ -100,7 +109,7 @@ fn dev(args: &[String]) -> Result<()> {
     build::components()?;
     let tools = tools.ready()?;
     let better_auth = args.iter().any(|a| a == "--better-auth");
-    let stack = stack::Stack::start_with(&tools, store, stack::Mode::Dev, better_auth)?;
+    let stack = stack::Stack::start_with(&tools, store, stack::Mode::Dev, better_auth, parse_replicas(args)?)?;
     stack.print_summary();
     let secret = stack::hs256_secret()?;
     let token = token::sign("alice", 86_400, secret.as_bytes())?;
@@ -154,7 +163,7 @@ fn test(args: &[String]) -> Result<()> {
     }
     // Every invariant under kill -9 of each kind of process, on the first store.
     println!("\n== chaos on the {} store ==", stores[0]);
-    passed += chaos::run(&tools, stores[0])?;
+    passed += chaos::run(&tools, stores[0], 1)?;
     println!("\n== spinkube/ on a Kubernetes control plane ==");
     k8s::check(kit.ready()?)?;
     // A plain closing line for CI: every runner above stops at its first failure.

@@ -1,6 +1,8 @@
 //! The local stack: PostgreSQL (optional), Kafka, the Dapr scheduler, one
-//! daprd plus one wasm host per app-id, and the board's host (no sidecar),
-//! each with its own log.
+//! daprd plus one wasm host per app-id (or N of each with `--replicas N`,
+//! behind a round-robin [`Front`] on the app's port that skips replicas
+//! that are not ready), and the board's host
+//! (no sidecar), each with its own log.
 //!
 //! Dropping a [`Stack`] stops everything it started, newest first.
 
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::bootstrap::{self, Host, Tools};
+use crate::front::{Backend, Front};
 use crate::{better_auth, paths};
 
 /// The app-ids, in port order: app `i` listens on 3000+i, its daprd on 3500+i
@@ -24,6 +27,10 @@ use crate::{better_auth, paths};
 /// or its TIME_WAIT, could hold it: so the local scheduler listens on 3560,
 /// not on the cluster's 50006, and can be restarted while the stack is busy.
 pub const APPS: [&str; 6] = ["todo-api", "reminder-service", "recurring-service", "audit-service", "notify-service", "mcp-server"];
+
+/// The most replicas per app-id (`--replicas`): their ports must fit in the
+/// stack's blocks (see [`Ports::replica_host`] and [`Ports::replica_dapr`]).
+pub const MAX_REPLICAS: usize = 4;
 
 /// The component that serves the task board: a host without a Dapr sidecar
 /// (the browser calls the services itself), on 3006 + offset.
@@ -97,11 +104,29 @@ impl Ports {
         let mut ports: Vec<u16> =
             (0..APPS.len()).flat_map(|i| [3000, 3500, 3510, 3520, 3530, 3540, 3550].map(|base| self.at(base, i))).collect();
         ports.extend([3090, 3560, 9092, 9093, 25432, 28080, 29090, 23790, 23800].map(|base| self.at(base, 0)));
+        for (i, r) in (0..APPS.len()).flat_map(|i| (0..MAX_REPLICAS).map(move |r| (i, r))) {
+            ports.push(self.replica_host(i, r));
+            if r > 0 {
+                ports.extend(self.replica_dapr(i, r));
+            }
+        }
         ports
     }
-    /// Component HTTP port of app `i`.
+    /// Component HTTP port of app `i`: its host's, or with replicas its front's.
     pub fn app(self, i: usize) -> u16 {
         self.at(3000, i)
+    }
+    /// The host of replica `r` of app `i` when the app has several: 3010+10r+i
+    /// (up to 3040+i; the front holds 3000+i).
+    fn replica_host(self, i: usize, r: usize) -> u16 {
+        self.at(3010 + 10 * r as u16, i)
+    }
+    /// daprd's HTTP, gRPC and internal gRPC ports of replica `r` >= 1 of app
+    /// `i`: 5000+30(r-1)+i, +10, +20 (replica 0 keeps 3500+i, 3520+i, 3530+i).
+    /// Replicas have no public, metrics or profile port.
+    fn replica_dapr(self, i: usize, r: usize) -> [u16; 3] {
+        let base = 5000 + 30 * (r as u16 - 1);
+        [self.at(base, i), self.at(base + 10, i), self.at(base + 20, i)]
     }
     /// The board's port (3006 + offset); its origin is what the services allow (CORS).
     pub fn web(self) -> u16 {
@@ -111,7 +136,7 @@ impl Ports {
     fn web_origins(self) -> String {
         format!("http://127.0.0.1:{0},http://localhost:{0}", self.web())
     }
-    /// daprd HTTP port of app `i`.
+    /// daprd HTTP port of app `i` (of its first replica).
     pub fn dapr(self, i: usize) -> u16 {
         self.at(3500, i)
     }
@@ -254,6 +279,20 @@ pub struct Stack {
     ports: Ports,
     /// What the wasm hosts pass to the components (see [`PASSED_SETTINGS`]).
     settings: Vec<(String, String)>,
+    /// Hosts and sidecars per app-id.
+    replicas: usize,
+    /// The fronts of replicated apps (none with one replica).
+    fronts: Vec<Front>,
+}
+
+/// The name of replica `r` of a process (`host-todo-api`, `daprd-todo-api`):
+/// the first keeps the plain name, the others get `-2`, `-3`, ...
+pub fn replica_name(name: &str, r: usize) -> String {
+    if r == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{}", r + 1)
+    }
 }
 
 fn ensure_free(port: u16, what: &str) -> Result<()> {
@@ -267,7 +306,8 @@ fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
 }
 
-fn http_ok(url: &str) -> bool {
+/// Whether `GET url` answers 2xx (within 2 s).
+pub(crate) fn http_ok(url: &str) -> bool {
     let agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).http_status_as_error(false).build().new_agent();
     matches!(agent.get(url).call(), Ok(r) if r.status().is_success())
 }
@@ -282,12 +322,16 @@ impl Stack {
     /// Starts every piece and waits until each is healthy; the test stack
     /// with the Better Auth test server.
     pub fn start(tools: &Tools, store: Store, mode: Mode) -> Result<Stack> {
-        Stack::start_with(tools, store, mode, mode == Mode::Test)
+        Stack::start_with(tools, store, mode, mode == Mode::Test, 1)
     }
 
     /// [`Stack::start`], with the Better Auth test server (`tests/better-auth`)
-    /// when `better_auth`: the hosts then trust it (`BETTER_AUTH_URL`).
-    pub fn start_with(tools: &Tools, store: Store, mode: Mode, better_auth: bool) -> Result<Stack> {
+    /// when `better_auth` (the hosts then trust it, `BETTER_AUTH_URL`), and
+    /// `replicas` hosts and sidecars per app-id (1..=[`MAX_REPLICAS`]).
+    pub fn start_with(tools: &Tools, store: Store, mode: Mode, better_auth: bool, replicas: usize) -> Result<Stack> {
+        if !(1..=MAX_REPLICAS).contains(&replicas) {
+            bail!("--replicas must be 1 to {MAX_REPLICAS}");
+        }
         let root = paths::root();
         let ports = Ports::from_env(mode)?;
         let suffix = ports.suffix(mode);
@@ -304,6 +348,12 @@ impl Stack {
         for (i, app) in APPS.iter().enumerate() {
             ensure_free(ports.app(i), app)?;
             ensure_free(ports.dapr(i), &format!("{app}'s daprd"))?;
+            for r in (0..replicas).filter(|_| replicas > 1) {
+                ensure_free(ports.replica_host(i, r), &replica_name(app, r))?;
+                if r > 0 {
+                    ensure_free(ports.replica_dapr(i, r)[0], &format!("{}'s daprd", replica_name(app, r)))?;
+                }
+            }
         }
         ensure_free(ports.web(), WEB)?;
         ensure_free(ports.kafka(), "Kafka")?;
@@ -326,7 +376,8 @@ impl Stack {
             Some((_, origins)) => *origins = format!("{origins},{}", ports.web_origins()),
             None => settings.push(("CORS_ALLOWED_ORIGINS".into(), ports.web_origins())),
         }
-        let mut stack = Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new(), ports, settings };
+        let mut stack =
+            Stack { procs: Vec::new(), run_dir, postgres: None, summary: Vec::new(), ports, settings, replicas, fronts: Vec::new() };
         stack.write_secrets()?;
         if better_auth {
             stack.start_better_auth()?;
@@ -337,9 +388,19 @@ impl Stack {
         stack.start_kafka(tools)?;
         stack.start_scheduler(tools)?;
         for (i, app) in APPS.iter().enumerate() {
-            let mut env = vec![("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", ports.dapr(i)))];
-            env.extend(stack.settings.iter().cloned());
-            stack.start_host(tools, app, ports.app(i), &env)?;
+            for r in 0..replicas {
+                let mut env = vec![("DAPR_HTTP_ENDPOINT".to_string(), format!("http://127.0.0.1:{}", stack.dapr_port(i, r)))];
+                env.extend(stack.settings.iter().cloned());
+                stack.start_host(tools, app, r, stack.host_port(i, r), &env)?;
+            }
+            if replicas > 1 {
+                let backends = (0..replicas)
+                    .map(|r| ports.replica_host(i, r))
+                    .map(|port| Backend { port, ready_url: Some(format!("http://127.0.0.1:{port}/readyz/{app}")) })
+                    .collect();
+                stack.fronts.push(Front::start(ports.app(i), backends)?);
+                stack.summary.push((format!("front-{app}"), format!("http://127.0.0.1:{}", ports.app(i)), PathBuf::from("-")));
+            }
         }
         // The board's page tells the browser where the services are.
         let public = |i: usize| format!("http://127.0.0.1:{}", ports.app(i));
@@ -349,18 +410,37 @@ impl Stack {
             ("NOTIFY_SERVICE_PUBLIC_URL".to_string(), public(index("notify-service"))),
             ("AUDIT_SERVICE_PUBLIC_URL".to_string(), public(index("audit-service"))),
         ];
-        stack.start_host(tools, WEB, ports.web(), &env)?;
+        stack.start_host(tools, WEB, 0, ports.web(), &env)?;
         // The first sidecar creates the state store's tables; five at once on a
         // fresh PostgreSQL race on `CREATE TABLE IF NOT EXISTS` and one fails.
-        stack.start_daprd(tools, store, 0, APPS[0])?;
+        stack.start_daprd(tools, store, 0, 0, APPS[0])?;
         stack.wait(&format!("daprd-{}", APPS[0]))?;
-        for (i, app) in APPS.iter().enumerate().skip(1) {
-            stack.start_daprd(tools, store, i, app)?;
+        let sidecars = || APPS.iter().enumerate().flat_map(|(i, app)| (0..replicas).map(move |r| (i, r, *app)));
+        for (i, r, app) in sidecars().skip(1) {
+            stack.start_daprd(tools, store, i, r, app)?;
         }
-        for app in APPS {
-            stack.wait(&format!("daprd-{app}"))?;
+        for (_, r, app) in sidecars() {
+            stack.wait(&replica_name(&format!("daprd-{app}"), r))?;
         }
         Ok(stack)
+    }
+
+    /// The port of replica `r`'s host of app `i`.
+    fn host_port(&self, i: usize, r: usize) -> u16 {
+        if self.replicas == 1 {
+            self.ports.app(i)
+        } else {
+            self.ports.replica_host(i, r)
+        }
+    }
+
+    /// The HTTP port of replica `r`'s daprd of app `i`.
+    fn dapr_port(&self, i: usize, r: usize) -> u16 {
+        if r == 0 {
+            self.ports.dapr(i)
+        } else {
+            self.ports.replica_dapr(i, r)[0]
+        }
     }
 
     fn spawn(&mut self, name: &str, cmd: &mut Command, probe: Probe) -> Result<()> {
@@ -558,7 +638,7 @@ impl Stack {
     }
 
     /// Starts the wasm host of component `app` on `port` with `env`.
-    fn start_host(&mut self, tools: &Tools, app: &str, port: u16, env: &[(String, String)]) -> Result<()> {
+    fn start_host(&mut self, tools: &Tools, app: &str, replica: usize, port: u16, env: &[(String, String)]) -> Result<()> {
         let root = paths::root();
         let mut cmd = match &tools.host {
             Host::Wasmtime(wasmtime) => {
@@ -585,47 +665,52 @@ impl Stack {
                 cmd
             }
         };
-        let name = format!("host-{app}");
+        let name = replica_name(&format!("host-{app}"), replica);
         self.spawn(&name, cmd.current_dir(&root), Probe::Http(format!("http://127.0.0.1:{port}/healthz/{app}")))?;
         self.wait(&name)?;
         self.summary.push((name.clone(), format!("http://127.0.0.1:{port}"), self.run_dir.join(format!("logs/{name}.log"))));
         Ok(())
     }
 
-    fn start_daprd(&mut self, tools: &Tools, store: Store, index: usize, app: &str) -> Result<()> {
+    /// Starts daprd of replica `replica` of app `index`, next to that replica's host.
+    fn start_daprd(&mut self, tools: &Tools, store: Store, index: usize, replica: usize, app: &str) -> Result<()> {
         let root = paths::root();
         let ports = self.ports;
         let port = |base: u16| ports.at(base, index).to_string();
         let secrets = self.secrets_file();
         let app_token = dev_secret(&secrets, "app-api-token")?;
-        let name = format!("daprd-{app}");
-        self.spawn(
-            &name,
-            Command::new(&tools.daprd)
-                .args(["--app-id", app, "--app-port", &port(3000), "--app-protocol", "http"])
-                .args(["--app-channel-address", "127.0.0.1"])
-                .args(["--dapr-http-port", &port(3500), "--dapr-grpc-port", &port(3520)])
+        let name = replica_name(&format!("daprd-{app}"), replica);
+        let http = self.dapr_port(index, replica);
+        let mut cmd = Command::new(&tools.daprd);
+        cmd.args(["--app-id", app, "--app-port", &self.host_port(index, replica).to_string(), "--app-protocol", "http"])
+            .args(["--app-channel-address", "127.0.0.1"]);
+        if replica == 0 {
+            cmd.args(["--dapr-http-port", &port(3500), "--dapr-grpc-port", &port(3520)])
                 .args(["--dapr-internal-grpc-port", &port(3530), "--dapr-public-port", &port(3510)])
-                .args(["--metrics-port", &port(3540), "--profile-port", &port(3550)])
-                .args(["--dapr-listen-addresses", "127.0.0.1"])
-                .args(["--scheduler-host-address", &format!("127.0.0.1:{}", ports.scheduler())])
-                .arg("--resources-path")
-                .arg(root.join("dapr/resources"))
-                .arg("--resources-path")
-                .arg(root.join("dapr/profiles").join(store.to_string()))
-                .arg("--config")
-                .arg(root.join("dapr/config.yaml"))
-                .args(["--log-level", "info"])
-                .env("APP_API_TOKEN", app_token)
-                .env("TODO_SECRETS_FILE", &secrets)
-                .env("TODO_KAFKA_BROKERS", format!("127.0.0.1:{}", ports.kafka()))
-                .env("TODO_SQLITE_FILE", self.run_dir.join("state.db"))
-                .env("TODO_PG_CONNECTION", format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()))
-                .current_dir(&self.run_dir),
-            Probe::Http(format!("http://127.0.0.1:{}/v1.0/healthz", ports.dapr(index))),
-        )?;
+                .args(["--metrics-port", &port(3540), "--profile-port", &port(3550)]);
+        } else {
+            let [http, grpc, internal] = ports.replica_dapr(index, replica).map(|p| p.to_string());
+            cmd.args(["--dapr-http-port", &http, "--dapr-grpc-port", &grpc, "--dapr-internal-grpc-port", &internal])
+                .arg("--enable-metrics=false");
+        }
+        cmd.args(["--dapr-listen-addresses", "127.0.0.1"])
+            .args(["--scheduler-host-address", &format!("127.0.0.1:{}", ports.scheduler())])
+            .arg("--resources-path")
+            .arg(root.join("dapr/resources"))
+            .arg("--resources-path")
+            .arg(root.join("dapr/profiles").join(store.to_string()))
+            .arg("--config")
+            .arg(root.join("dapr/config.yaml"))
+            .args(["--log-level", "info"])
+            .env("APP_API_TOKEN", app_token)
+            .env("TODO_SECRETS_FILE", &secrets)
+            .env("TODO_KAFKA_BROKERS", format!("127.0.0.1:{}", ports.kafka()))
+            .env("TODO_SQLITE_FILE", self.run_dir.join("state.db"))
+            .env("TODO_PG_CONNECTION", format!("host=127.0.0.1 port={} user=postgres dbname=todo sslmode=disable", ports.postgres()))
+            .current_dir(&self.run_dir);
+        self.spawn(&name, &mut cmd, Probe::Http(format!("http://127.0.0.1:{http}/v1.0/healthz")))?;
         self.record_command(&name)?;
-        self.summary.push((name.clone(), format!("http://127.0.0.1:{}", ports.dapr(index)), self.run_dir.join(format!("logs/{name}.log"))));
+        self.summary.push((name.clone(), format!("http://127.0.0.1:{http}"), self.run_dir.join(format!("logs/{name}.log"))));
         Ok(())
     }
 

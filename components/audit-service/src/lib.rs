@@ -2,16 +2,18 @@
 //!
 //! Keys (prefixed by Dapr with the app-id): `audit:{user}:head` the chain head,
 //! `audit:{user}:entry:{position}` the entries, `audit:{user}:seen:{event_id}`
-//! the dedupe marks. An append commits all three in one transaction guarded by
-//! the head's ETag, so concurrent appends serialize and a redelivered event
-//! adds nothing (`component_kit::log::append_once`, shared with notify-service).
+//! the dedupe marks (30-day TTL). Events come in bulk; the events of one user
+//! in a batch are appended in one transaction guarded by the head's ETag, so
+//! concurrent appends serialize and a redelivered event adds nothing
+//! (`component_kit::log::append_batch`, shared with notify-service).
 //! A task event whose `seq` jumps past the head's is logged as a gap (user and
 //! missing numbers); `verify` reports every gap, and an entry that no longer
 //! decodes as where the chain breaks.
 
 use chrono::Utc;
+use component_kit::delivery::{self, Outcome};
 use component_kit::log::{self, LogKeys};
-use component_kit::{auth, cors, delivery, health, json, readiness, telemetry, Problem, Routes, Settings};
+use component_kit::{auth, cors, health, json, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError};
 use spin_sdk::http::{IntoResponse, Params, Request, Response};
 use spin_sdk::http_component;
@@ -54,44 +56,52 @@ fn seen_key(user: &UserId, event_id: &str) -> String {
     format!("audit:{user}:seen:{event_id}")
 }
 
-/// Dapr pub/sub delivery: `SUCCESS` once recorded (or already recorded),
-/// `DROP` (to the dead-letter topic) for an event that can never be recorded,
-/// 5xx for a transient failure so that Dapr redelivers.
+/// Dapr pub/sub delivery, in bulk: per entry `SUCCESS` once recorded (or
+/// already recorded), `DROP` (to the dead-letter topic) for an event that can
+/// never be recorded, `RETRY` for a transient failure so that Dapr delivers
+/// it again. Each user's events of the batch are appended in one transaction.
 async fn receive(req: Request) -> Response {
-    let dapr = Dapr::from_env();
-    let settings = Settings::from_env();
-    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
-        return problem.into_response();
-    }
-    let event = match AuditedEvent::from_cloudevent(req.body()) {
-        Ok(event) => event,
-        Err(e) => {
-            telemetry::warn("dropping an unrecordable event").error(e).emit();
-            return delivery::status("DROP");
-        }
+    let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
+    let batch = match delivery::Batch::receive(&req, &dapr, &settings, AuditedEvent::from_cloudevent).await {
+        Ok(batch) => batch,
+        Err(answer) => return answer,
     };
-    match record(&dapr, &settings, event).await {
-        Ok(()) => delivery::status("SUCCESS"),
-        Err(e) => Problem::from(e).into_response(),
-    }
+    let outcomes = delivery::each_group(batch.groups(|e| e.user_id.clone()), |group| record(&dapr, &settings, group)).await;
+    batch.answer(outcomes)
 }
 
-async fn record(dapr: &Dapr, settings: &Settings, event: AuditedEvent) -> Result<(), DaprError> {
-    let user = event.user_id.clone();
-    let entry = |position| entry_key(&user, position);
-    let keys =
-        LogKeys { head: head_key(&user), seen: seen_key(&user, &event.event_id), seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
-    let mut gap = None;
-    let appended = log::append_once(dapr, &settings.state_store, &keys, |head: &ChainHead| {
-        gap = head.gap_before(&event);
-        let (entry, next) = audit::append(head, event.clone(), Utc::now());
+/// Appends one user's events (in delivery order) to the chain.
+async fn record(dapr: &Dapr, settings: &Settings, group: Vec<(usize, &AuditedEvent)>) -> Vec<(usize, Outcome)> {
+    let user = group[0].1.user_id.clone();
+    let (entry, seen) = (|position| entry_key(&user, position), |id: &str| seen_key(&user, id));
+    let keys = LogKeys { head: head_key(&user), seen: &seen, seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
+    let ids: Vec<&str> = group.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    let mut gaps = vec![None; group.len()];
+    let now = Utc::now();
+    let appended = log::append_batch(dapr, &settings.state_store, &keys, &ids, |head: &ChainHead, i| {
+        let event = group[i].1;
+        gaps[i] = head.gap_before(event);
+        let (entry, next) = audit::append(head, event.clone(), now);
         (entry.position, entry, next)
     })
-    .await?;
-    if let (log::Appended::New(position), Some(gap)) = (appended, gap) {
-        eprintln!("user {user}: task events seq {}..={} are missing before event {} (entry {position})", gap.from, gap.to, event.event_id);
+    .await;
+    match appended {
+        Ok(appended) => {
+            for ((appended, gap), (_, event)) in appended.iter().zip(gaps).zip(&group) {
+                if let (log::Appended::New(position), Some(gap)) = (appended, gap) {
+                    eprintln!(
+                        "user {user}: task events seq {}..={} are missing before event {} (entry {position})",
+                        gap.from, gap.to, event.event_id
+                    );
+                }
+            }
+            group.iter().map(|(i, _)| (*i, Outcome::Success)).collect()
+        }
+        Err(e) => {
+            telemetry::warn("audit append failed; Dapr will deliver again").user(&user).error(e).emit();
+            group.iter().map(|(i, _)| (*i, Outcome::Retry)).collect()
+        }
     }
-    Ok(())
 }
 
 /// Entries `from..to` as stored: `None` where one is missing or no longer

@@ -4,8 +4,9 @@
 //!
 //! Keys (prefixed by Dapr with the app-id): `feed:{user}:head` (the last
 //! cursor), `feed:{user}:entry:{cursor}`, `feed:{user}:seen:{event_id}`; the
-//! same three under `inbox:{user}:...` for notifications. Appends go through
-//! `component_kit::log::append_once` (ETag-guarded head, dedupe marks), as in
+//! same three under `inbox:{user}:...` for notifications. Events come in
+//! bulk; appends go through `component_kit::log::append_batch` (one
+//! ETag-guarded head write per user and batch, dedupe marks), as in
 //! audit-service. The rules are `todo_domain::feed`.
 //!
 //! A stream cannot be woken by the consumer (every request runs in its own
@@ -17,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use component_kit::cors::{self, Cors};
+use component_kit::delivery::{self, Outcome};
 use component_kit::log::{self, LogKeys};
 use component_kit::settings::env_or;
-use component_kit::{auth, delivery, health, json, readiness, stream_token, telemetry, Problem, Routes, Settings};
+use component_kit::{auth, health, json, readiness, stream_token, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError, StateOp};
 use futures::SinkExt;
 use spin_sdk::http::{Headers, Method, OutgoingResponse, Params, Request, Response, ResponseOutparam};
@@ -107,55 +109,67 @@ fn inbox_seen(user: &UserId, event_id: &str) -> String {
     format!("inbox:{user}:seen:{event_id}")
 }
 
-/// Dapr pub/sub delivery (both topics): `SUCCESS` once recorded (or already
-/// recorded), `DROP` for an event that can never be recorded, 5xx (or 409)
-/// for a transient failure so that Dapr redelivers. A reminder goes to the
-/// inbox first, then to the feed; each append is idempotent, so a redelivery
-/// after a partial failure completes the other.
+/// Dapr pub/sub delivery (both topics), in bulk: per entry `SUCCESS` once
+/// recorded (or already recorded), `DROP` for an event that can never be
+/// recorded, `RETRY` for a transient failure so that Dapr delivers it again.
+/// Each user's events of the batch are appended in one transaction per log:
+/// the reminders to the inbox first, then every event to the feed; each
+/// append is idempotent, so a redelivery after a partial failure completes
+/// the other.
 async fn receive(req: Request) -> Response {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
-    if let Err(problem) = auth::dapr_only(&req, &dapr, &settings).await {
-        return problem.into_response();
-    }
-    let event = match feed::event_from_cloudevent(req.body()) {
-        Ok(event) => event,
-        Err(e) => {
-            telemetry::warn("dropping an unrecordable event").error(e).emit();
-            return delivery::status("DROP");
-        }
+    let batch = match delivery::Batch::receive(&req, &dapr, &settings, feed::event_from_cloudevent).await {
+        Ok(batch) => batch,
+        Err(answer) => return answer,
     };
-    let mut result = Ok(());
-    if feed::is_notification(&event.event_type) {
-        result = add_notification(&dapr, &settings.state_store, &event).await;
-    }
-    if result.is_ok() {
-        result = add_to_feed(&dapr, &settings.state_store, &event).await;
-    }
-    match result {
-        Ok(()) => delivery::status("SUCCESS"),
-        Err(e) => Problem::from(e).into_response(),
-    }
+    let (dapr, store) = (&dapr, settings.state_store.as_str());
+    let outcomes = delivery::each_group(batch.groups(|e| e.user_id.clone()), |group| async move {
+        let events: Vec<&FeedEvent> = group.iter().map(|(_, e)| *e).collect();
+        let notes: Vec<&FeedEvent> = events.iter().copied().filter(|e| feed::is_notification(&e.event_type)).collect();
+        let mut result = Ok(());
+        if !notes.is_empty() {
+            result = add_notifications(dapr, store, &notes).await;
+        }
+        if result.is_ok() {
+            result = add_to_feed(dapr, store, &events).await;
+        }
+        let outcome = match result {
+            Ok(()) => Outcome::Success,
+            Err(e) => {
+                telemetry::warn("feed append failed; Dapr will deliver again").user(&events[0].user_id).error(e).emit();
+                Outcome::Retry
+            }
+        };
+        group.iter().map(|(i, _)| (*i, outcome)).collect()
+    })
+    .await;
+    batch.answer(outcomes)
 }
 
-async fn add_to_feed(dapr: &Dapr, store: &str, event: &FeedEvent) -> Result<(), DaprError> {
-    let user = &event.user_id;
-    let entry = |cursor| feed_entry(user, cursor);
-    let keys =
-        LogKeys { head: feed_head(user), seen: feed_seen(user, &event.event_id), seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
-    log::append_once(dapr, store, &keys, |head: &LogHead| {
-        let (entry, next) = feed::append(*head, event, Utc::now());
+/// Appends `events` (one user's, in order) to the user's feed.
+async fn add_to_feed(dapr: &Dapr, store: &str, events: &[&FeedEvent]) -> Result<(), DaprError> {
+    let user = &events[0].user_id;
+    let (entry, seen) = (|cursor| feed_entry(user, cursor), |id: &str| feed_seen(user, id));
+    let keys = LogKeys { head: feed_head(user), seen: &seen, seen_ttl_secs: Some(log::DEDUPE_TTL_SECS), entry: &entry };
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let now = Utc::now();
+    log::append_batch(dapr, store, &keys, &ids, |head: &LogHead, i| {
+        let (entry, next) = feed::append(*head, events[i], now);
         (entry.cursor, entry, next)
     })
     .await?;
     Ok(())
 }
 
-async fn add_notification(dapr: &Dapr, store: &str, event: &FeedEvent) -> Result<(), DaprError> {
-    let user = &event.user_id;
-    let entry = |position| inbox_entry(user, position);
-    let keys = LogKeys { head: inbox_head(user), seen: inbox_seen(user, &event.event_id), seen_ttl_secs: None, entry: &entry };
-    log::append_once(dapr, store, &keys, |head: &LogHead| {
-        let (note, next) = feed::notify(*head, event, Utc::now());
+/// Appends reminder `events` (one user's, in order) to the user's inbox.
+async fn add_notifications(dapr: &Dapr, store: &str, events: &[&FeedEvent]) -> Result<(), DaprError> {
+    let user = &events[0].user_id;
+    let (entry, seen) = (|position| inbox_entry(user, position), |id: &str| inbox_seen(user, id));
+    let keys = LogKeys { head: inbox_head(user), seen: &seen, seen_ttl_secs: None, entry: &entry };
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let now = Utc::now();
+    log::append_batch(dapr, store, &keys, &ids, |head: &LogHead, i| {
+        let (note, next) = feed::notify(*head, events[i], now);
         (note.position, note, next)
     })
     .await?;
@@ -238,7 +252,7 @@ async fn mark_read(req: Request, user: String, params: Params) -> Result<Respons
                 other => other?,
             }
         }
-        add_to_feed(&dapr, store, &note.read_event(&user, now)).await?;
+        add_to_feed(&dapr, store, &[&note.read_event(&user, now)]).await?;
         return Ok(json(200, &note));
     }
     Err(DaprError::Conflict.into())

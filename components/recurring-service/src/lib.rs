@@ -1,6 +1,6 @@
 //! `recurring-service`: completing a recurring task creates its next occurrence.
 //!
-//! It consumes `task-events` (`/internal/recurring/task-events`, Dapr
+//! It consumes `task-events` in bulk (`/internal/recurring/task-events`, Dapr
 //! subscription `recurring-task-events`). On `com.todo.task.completed.v1` of a
 //! recurring task, the domain (`todo_domain::occurrence`) computes the next
 //! occurrence, and the service asks `todo-api` to create it through Dapr
@@ -10,11 +10,12 @@
 //! under the occurrence record `occurrence:{user}:{series_id}:{occurrence}`, so a
 //! redelivery, a concurrent delivery or a re-completion creates nothing more.
 
-use component_kit::{delivery, health, readiness, telemetry, Problem, Routes, Settings};
+use component_kit::delivery::{self, Outcome};
+use component_kit::{health, readiness, telemetry, Routes, Settings};
 use dapr_http::Dapr;
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
-use todo_domain::{EventType, OccurrenceRequest};
+use todo_domain::{EventType, OccurrenceRequest, TaskEvent};
 
 const APP_ID: &str = "recurring-service";
 /// The Dapr app-id of the only writer of task state.
@@ -27,25 +28,36 @@ async fn handle(req: Request) -> impl IntoResponse {
     router
         .get("/healthz/recurring-service", |_, _| async { health(APP_ID) })
         .get("/readyz/recurring-service", |_, _| readiness(APP_ID))
-        .post("/internal/recurring/task-events", |req, _| task_event(req));
+        .post("/internal/recurring/task-events", |req, _| task_events(req));
     router.handle(req).await
 }
 
-/// Dapr pub/sub delivery of a task event: `SUCCESS` once the next occurrence
-/// exists (or none is due), `DROP` for an event or request that can never
-/// succeed, 503 for a transient failure (Dapr redelivers, bounded).
-async fn task_event(req: Request) -> Response {
+/// Dapr pub/sub delivery of task events, in bulk: per entry `SUCCESS` once
+/// the next occurrence exists (or none is due), `DROP` for an event or
+/// request that can never succeed, `RETRY` for a transient failure (Dapr
+/// delivers it again, bounded, with the user's later events of the batch).
+async fn task_events(req: Request) -> Response {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
-    let event = match delivery::task_event(&req, &dapr, &settings).await {
-        Ok(event) => event,
+    let batch = match delivery::Batch::receive(&req, &dapr, &settings, delivery::task_event).await {
+        Ok(batch) => batch,
         Err(answer) => return answer,
     };
+    let dapr = &dapr;
+    let outcomes = delivery::each_group(batch.groups(delivery::task_event_user), |group| {
+        delivery::in_order(group, move |event| next_occurrence(dapr, event))
+    })
+    .await;
+    batch.answer(outcomes)
+}
+
+/// Creates the next occurrence of a completed recurring task.
+async fn next_occurrence(dapr: &Dapr, event: &TaskEvent) -> Outcome {
     if event.event_type != EventType::Completed {
-        return delivery::status("SUCCESS");
+        return Outcome::Success;
     }
     let request = match OccurrenceRequest::next_of(&event.task) {
         Ok(Some(request)) => request,
-        Ok(None) => return delivery::status("SUCCESS"),
+        Ok(None) => return Outcome::Success,
         Err(end) => {
             eprintln!(
                 "series {} of user {} ends after occurrence {}: {end}",
@@ -53,7 +65,7 @@ async fn task_event(req: Request) -> Response {
                 event.user_id,
                 event.task.occurrence.unwrap_or(1)
             );
-            return delivery::status("SUCCESS");
+            return Outcome::Success;
         }
     };
     let method = format!("internal/todo/{}/occurrences", dapr_http::encode(event.user_id.as_str()));
@@ -66,15 +78,18 @@ async fn task_event(req: Request) -> Response {
             .emit();
     };
     match dapr.invoke_post(TODO_API, &method, &request).await {
-        Ok((200..=299, _)) => delivery::status("SUCCESS"),
+        Ok((200..=299, _)) => Outcome::Success,
         Ok((code @ (400 | 413 | 415 | 422), body)) => {
             refused("dropping the event", code, &body);
-            delivery::status("DROP")
+            Outcome::Drop
         }
         Ok((code, body)) => {
             refused("retrying", code, &body);
-            Problem::unavailable(format!("todo-api answered {code}; retry")).into_response()
+            Outcome::Retry
         }
-        Err(e) => Problem::from(e).into_response(),
+        Err(e) => {
+            telemetry::warn("todo-api cannot be reached; retrying").user(&event.user_id).event(event.event_id).error(e).emit();
+            Outcome::Retry
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `reminder-service`: one Dapr job per task reminder, on its own sidecar.
 //!
-//! It consumes `task-events` (`/internal/reminder/task-events`) into a
+//! It consumes `task-events` in bulk (`/internal/reminder/task-events`) into a
 //! projection of each task (key `reminder:{user}:{task_id}`, see
 //! `todo_domain::reminder::Projection`), schedules and cancels the jobs the
 //! domain plans, and on `POST /job/{name}` re-checks the projection and
@@ -15,7 +15,8 @@
 //! (scheduling overwrites, deleting a missing job succeeds).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use component_kit::{auth, delivery, health, readiness, telemetry, Problem, Routes, Settings};
+use component_kit::delivery::{self, Outcome};
+use component_kit::{auth, health, readiness, telemetry, Problem, Routes, Settings};
 use dapr_http::{Dapr, DaprError, JobRetry, PublishMeta, StateOp, Versioned};
 use spin_sdk::http::{IntoResponse, Params, Request, Response};
 use spin_sdk::http_component;
@@ -38,7 +39,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     router
         .get("/healthz/reminder-service", |_, _| async { health(APP_ID) })
         .get("/readyz/reminder-service", |_, _| readiness(APP_ID))
-        .post("/internal/reminder/task-events", |req, _| task_event(req))
+        .post("/internal/reminder/task-events", |req, _| task_events(req))
         .post("/job/:name", job);
     router.handle(req).await
 }
@@ -51,19 +52,34 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Dapr pub/sub delivery of a task event: `SUCCESS` once the jobs and the
-/// projection match the event (or the event is stale), `DROP` for an event
-/// that can never be handled, 5xx for a transient failure (redelivered).
-async fn task_event(req: Request) -> Response {
+/// Dapr pub/sub delivery of task events, in bulk: per entry `SUCCESS` once
+/// the jobs and the projection match the event (or the event is stale),
+/// `DROP` for an event that can never be handled, `RETRY` for a transient
+/// failure (delivered again, with the user's later events of the batch).
+async fn task_events(req: Request) -> Response {
     let (dapr, settings) = (Dapr::from_env(), Settings::from_env());
-    let event = match delivery::task_event(&req, &dapr, &settings).await {
-        Ok(event) => event,
+    let batch = match delivery::Batch::receive(&req, &dapr, &settings, delivery::task_event).await {
+        Ok(batch) => batch,
         Err(answer) => return answer,
     };
-    match project(&dapr, &settings, &event).await {
-        Ok(()) => delivery::status("SUCCESS"),
-        Err(e) => Problem::from(e).into_response(),
-    }
+    let (dapr, settings) = (&dapr, &settings);
+    let outcomes = delivery::each_group(batch.groups(delivery::task_event_user), |group| {
+        delivery::in_order(group, move |event| async move {
+            match project(dapr, settings, event).await {
+                Ok(()) => Outcome::Success,
+                Err(e) => {
+                    telemetry::warn("reminder projection failed; Dapr will deliver again")
+                        .user(&event.user_id)
+                        .event(event.event_id)
+                        .error(e)
+                        .emit();
+                    Outcome::Retry
+                }
+            }
+        })
+    })
+    .await;
+    batch.answer(outcomes)
 }
 
 async fn project(dapr: &Dapr, settings: &Settings, event: &TaskEvent) -> Result<(), DaprError> {

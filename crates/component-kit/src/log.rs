@@ -1,12 +1,16 @@
-//! "Append once to a per-user log": the loop that audit-service and
-//! notify-service share.
+//! "Append once to a per-user log": what audit-service and notify-service
+//! share.
 //!
 //! A log is a head key (with the count of entries), one key per entry, and
 //! one dedupe mark per appended id (whose value is the entry's position). An
-//! append commits the mark, the entry and the new head in one state
-//! transaction guarded by the head's ETag (first-write on the first entry),
-//! so concurrent appends serialize: a loser reads the head again and retries
-//! after a jittered backoff. A redelivered id finds its mark and adds nothing.
+//! append of a batch of ids commits, in one state transaction guarded by the
+//! head's ETag (first-write on the first entry), a mark and an entry for each
+//! id not yet in the log, and the new head: one head write per batch, not per
+//! event. Concurrent appends of one user (a rebalance, a second replica, a
+//! read mark) serialize on the head; a loser reads the head and the marks
+//! again and retries after a short jittered pause, a few times, then fails
+//! with `Conflict` so that Dapr redelivers (no retry storm in the service). A
+//! redelivered id finds its mark and adds nothing.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -15,16 +19,16 @@ use dapr_http::{Dapr, DaprError, StateOp, Versioned};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Attempts at an append that loses a race for the head. With the jittered
-/// backoff below, 64 attempts span several seconds of contention: far more
-/// than 50 concurrent deliveries for one user need, so a delivery does not
-/// fall back on Dapr's few redeliveries.
-pub const MAX_ATTEMPTS: u32 = 64;
+/// Attempts at an append that loses a race for the head. Batching leaves
+/// one writer per user in the steady state (a user's events come in order on
+/// one partition), so a race is rare; past these attempts the entries go back
+/// to Dapr (`RETRY`), whose redelivery is the backoff.
+pub const MAX_ATTEMPTS: u32 = 6;
 /// Backoff after a lost race: a random delay up to `BACKOFF_BASE * 2^attempt`,
 /// capped at `BACKOFF_CAP` ("full jitter"), so that losers spread out instead
 /// of colliding again.
 const BACKOFF_BASE_MS: u64 = 2;
-const BACKOFF_CAP_MS: u64 = 200;
+const BACKOFF_CAP_MS: u64 = 50;
 /// How long a dedupe mark is kept: 30 days, longer than any copy of a message
 /// stays where Dapr could deliver it again (7 days on the topics, 14 in the
 /// dead-letter topics, then a replay), see `specs/data-model.md`.
@@ -34,16 +38,16 @@ pub const DEDUPE_TTL_SECS: u32 = 30 * 24 * 60 * 60;
 pub struct LogKeys<'a> {
     /// The head key.
     pub head: String,
-    /// The dedupe mark of the id being appended.
-    pub seen: String,
-    /// Seconds the mark is kept ([`DEDUPE_TTL_SECS`]); `None` when it is
+    /// The dedupe mark of an id.
+    pub seen: &'a dyn Fn(&str) -> String,
+    /// Seconds a mark is kept ([`DEDUPE_TTL_SECS`]); `None` when it is
     /// also an index that must last as long as the entry.
     pub seen_ttl_secs: Option<u32>,
     /// The key of the entry at a position.
     pub entry: &'a dyn Fn(u64) -> String,
 }
 
-/// What an append did.
+/// What an append did with one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
     /// A new entry at this position.
@@ -52,45 +56,65 @@ pub enum Appended {
     Duplicate(u64),
 }
 
-/// Appends once: `build(head)` returns the new entry's position, the entry
-/// and the new head. It may be called again after a lost race, with the
-/// newer head. Fails with `Conflict` after [`MAX_ATTEMPTS`] lost races.
-pub async fn append_once<H, E>(
+/// Appends `ids` once each, in order: `build(head, i)` returns the position,
+/// the entry and the new head for `ids[i]` after `head`. It may be called
+/// again after a lost race, with a newer head. An id given twice is
+/// appended once. Fails with `Conflict` after [`MAX_ATTEMPTS`] lost races,
+/// having written nothing.
+pub async fn append_batch<H, E>(
     dapr: &Dapr,
     store: &str,
     keys: &LogKeys<'_>,
-    mut build: impl FnMut(&H) -> (u64, E, H),
-) -> Result<Appended, DaprError>
+    ids: &[&str],
+    mut build: impl FnMut(&H, usize) -> (u64, E, H),
+) -> Result<Vec<Appended>, DaprError>
 where
     H: Serialize + DeserializeOwned + Default,
     E: Serialize,
 {
+    let marks: Vec<String> = ids.iter().map(|id| (keys.seen)(id)).collect();
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt);
         }
         let head: Option<Versioned<H>> = dapr.get_state(store, &keys.head).await?;
-        if let Some(seen) = dapr.get_state::<u64>(store, &keys.seen).await? {
-            return Ok(Appended::Duplicate(seen.value));
-        }
-        let (etag, head) = match head {
+        let seen = dapr.get_bulk::<u64>(store, &marks).await?;
+        let (etag, mut head) = match head {
             Some(v) => (v.etag, v.value),
             None => (None, H::default()),
         };
-        let (position, entry, next) = build(&head);
-        let head_op = match etag {
-            Some(etag) => StateOp::upsert(&keys.head, &next, Some(etag)),
-            None => StateOp::insert(&keys.head, &next),
-        };
-        let mark = StateOp::insert(&keys.seen, &position);
-        let mark = match keys.seen_ttl_secs {
-            Some(ttl) => mark.ttl(ttl),
-            None => mark,
-        };
-        let ops = [mark, StateOp::insert((keys.entry)(position), &entry), head_op];
+        let mut done: Vec<Appended> = Vec::with_capacity(ids.len());
+        let mut ops = Vec::with_capacity(2 * ids.len() + 1);
+        for (i, id) in ids.iter().enumerate() {
+            let earlier = ids[..i].iter().position(|other| other == id).map(|j| done[j]);
+            if let Some(Appended::New(p) | Appended::Duplicate(p)) = earlier {
+                done.push(Appended::Duplicate(p));
+                continue;
+            }
+            if let Some(mark) = &seen[i] {
+                done.push(Appended::Duplicate(mark.value));
+                continue;
+            }
+            let (position, entry, next) = build(&head, i);
+            let mark = StateOp::insert(&marks[i], &position);
+            ops.push(match keys.seen_ttl_secs {
+                Some(ttl) => mark.ttl(ttl),
+                None => mark,
+            });
+            ops.push(StateOp::insert((keys.entry)(position), &entry));
+            head = next;
+            done.push(Appended::New(position));
+        }
+        if ops.is_empty() {
+            return Ok(done);
+        }
+        ops.push(match etag {
+            Some(etag) => StateOp::upsert(&keys.head, &head, Some(etag)),
+            None => StateOp::insert(&keys.head, &head),
+        });
         match dapr.transact(store, &ops).await {
             Err(DaprError::Conflict) => continue,
-            Ok(()) => return Ok(Appended::New(position)),
+            Ok(()) => return Ok(done),
             Err(e) => return Err(e),
         }
     }
@@ -99,9 +123,9 @@ where
 }
 
 /// Sleeps a random time up to `min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)`
-/// milliseconds. A Spin instance serves one request, so blocking is harmless;
-/// std's sleep and `RandomState` use the `wasi:clocks` and `wasi:random`
-/// imports that the host contract allows.
+/// milliseconds. std's sleep and `RandomState` use the `wasi:clocks` and
+/// `wasi:random` imports that the host contract allows; it holds up only this
+/// instance's other users of the batch, for a race that batching made rare.
 pub fn backoff(attempt: u32) {
     let ceiling = BACKOFF_CAP_MS.min(BACKOFF_BASE_MS << attempt.min(16)).max(1);
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();

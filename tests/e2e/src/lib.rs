@@ -151,6 +151,31 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&st
     Reply { status, headers, json: serde_json::from_str(&text).unwrap_or(Value::Null), text }
 }
 
+/// Posts `cloudevents` to a subscription route as Dapr's bulk subscribe
+/// delivers them (`{"entries": [{"entryId", "event", ...}], ...}`, entry ids
+/// `"0"`, `"1"`, ...), with the app API token `app_token`. Returns the reply
+/// and each entry's status in order (`None` where the reply names none).
+pub fn deliver_bulk(url: &str, app_token: &str, topic: &str, cloudevents: &[Value]) -> (Reply, Vec<Option<String>>) {
+    let entries: Vec<Value> = cloudevents
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            serde_json::json!({ "entryId": i.to_string(), "event": event, "metadata": {}, "contentType": "application/cloudevents+json" })
+        })
+        .collect();
+    let body = serde_json::json!({ "id": uuid::Uuid::now_v7().to_string(), "type": "com.dapr.event.sent", "topic": topic,
+        "pubsubname": "pubsub", "metadata": {}, "entries": entries })
+    .to_string();
+    let reply = send("POST", url, &[("dapr-api-token", app_token)], Some(("application/json", body.as_bytes())));
+    let statuses = (0..cloudevents.len())
+        .map(|i| {
+            let (id, mut listed) = (i.to_string(), reply.json["statuses"].as_array().into_iter().flatten());
+            listed.find(|s| s["entryId"].as_str() == Some(id.as_str())).and_then(|s| s["status"].as_str()).map(str::to_owned)
+        })
+        .collect();
+    (reply, statuses)
+}
+
 /// Writes `value` at `key` through the sidecar at `dapr`, behind its app's
 /// back (Dapr adds the app-id prefix): a tampered or outdated document.
 pub fn put_state(dapr: &str, key: &str, value: &Value) {

@@ -346,9 +346,8 @@ fn two_handlers_at_once_keep_the_winners_jobs() {
         };
         let (older, newer) = (event(2, json!([])), event(3, json!(offsets)));
         let post = |body: &Value| {
-            let reply =
-                send("POST", &url, &[("dapr-api-token", token)], Some(("application/cloudevents+json", body.to_string().as_bytes())));
-            assert_eq!((reply.status, &reply.json["status"]), (200, &json!("SUCCESS")), "{:?}", reply.json);
+            let (reply, statuses) = e2e::deliver_bulk(&url, token, "task-events", std::slice::from_ref(body));
+            assert_eq!((reply.status, statuses), (200, vec![Some("SUCCESS".to_owned())]), "{:?}", reply.json);
         };
         std::thread::scope(|s| {
             s.spawn(|| post(&older));

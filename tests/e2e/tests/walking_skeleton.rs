@@ -77,14 +77,19 @@ fn redelivered_event_is_recorded_once() {
 #[test]
 fn dapr_only_routes_refuse_other_callers() {
     let stack = Stack::get();
-    let body = json!({ "id": "x", "type": "t", "data": {} }).to_string();
+    let event = json!({ "id": "x", "type": "t", "data": {} });
     let url = format!("{}/internal/audit/task-events", stack.audit);
-    let without = send("POST", &url, &[], Some(("application/cloudevents+json", body.as_bytes())));
+    let body = json!({ "entries": [{ "entryId": "0", "event": event }] }).to_string();
+    let without = send("POST", &url, &[], Some(("application/json", body.as_bytes())));
     assert_eq!(without.status, 401);
-    let wrong = send("POST", &url, &[("dapr-api-token", "guess")], Some(("application/cloudevents+json", body.as_bytes())));
+    let wrong = send("POST", &url, &[("dapr-api-token", "guess")], Some(("application/json", body.as_bytes())));
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.header("content-type"), Some("application/problem+json"));
     // The real token gets through, and an event that can never be recorded is dropped (to the DLQ).
-    let right = send("POST", &url, &[("dapr-api-token", stack.app_token())], Some(("application/cloudevents+json", body.as_bytes())));
-    assert_eq!((right.status, right.json["status"].as_str()), (200, Some("DROP")));
+    let (right, statuses) = e2e::deliver_bulk(&url, stack.app_token(), "task-events", &[event]);
+    assert_eq!((right.status, statuses), (200, vec![Some("DROP".to_owned())]), "{:?}", right.json);
+    // A body that is no bulk delivery (a lone CloudEvent) is a 400, not a silent success.
+    let lone = json!({ "id": "x", "type": "t", "data": {} }).to_string();
+    let refused = send("POST", &url, &[("dapr-api-token", stack.app_token())], Some(("application/cloudevents+json", lone.as_bytes())));
+    assert_eq!((refused.status, refused.header("content-type")), (400, Some("application/problem+json")));
 }

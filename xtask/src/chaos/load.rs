@@ -13,7 +13,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{SecondsFormat, SubsecRound, Utc};
 use serde_json::{json, Value};
 
-/// Script repetitions per user.
+/// Script repetitions per user (with one replica per app-id; more faults
+/// take more cycles, see `chaos::run`).
 pub const CYCLES: usize = 6;
 /// Pause between two steps of one user.
 const PACE: Duration = Duration::from_millis(1200);
@@ -130,17 +131,18 @@ pub struct Worker<'a> {
     user: String,
     token: String,
     log: UserLog,
+    cycles: usize,
 }
 
 impl<'a> Worker<'a> {
-    /// A worker for `user`, authenticated with `token`.
-    pub fn new(api: &'a Api, user: String, token: String) -> Worker<'a> {
-        Worker { api, user, token, log: UserLog::default() }
+    /// A worker for `user`, authenticated with `token`, that runs the script `cycles` times.
+    pub fn new(api: &'a Api, user: String, token: String, cycles: usize) -> Worker<'a> {
+        Worker { api, user, token, log: UserLog::default(), cycles }
     }
 
-    /// Runs the script [`CYCLES`] times and returns what happened.
+    /// Runs the script its number of times and returns what happened.
     pub fn run(mut self) -> UserLog {
-        for cycle in 0..CYCLES {
+        for cycle in 0..self.cycles {
             if let Err(e) = self.cycle(cycle) {
                 self.log.failures.push(format!("{} cycle {cycle}: {e:#}", self.user));
             }

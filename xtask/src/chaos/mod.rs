@@ -1,6 +1,8 @@
 //! `cargo xtask chaos`: a bounded load on the real stack while a wasm host,
 //! a daprd, the Dapr scheduler and the Kafka broker (and more) are killed and
-//! restarted one at a time; afterwards every invariant is checked.
+//! restarted one at a time; afterwards every invariant is checked. With
+//! `--replicas 2` every app-id runs two hosts and two sidecars, and one
+//! replica at a time is killed (its host or its sidecar) while the other serves.
 //!
 //! Prints what it checked with the counts, writes the same as Markdown and
 //! JSON under `target/chaos/`, and fails if any check failed.
@@ -26,6 +28,19 @@ use load::{Api, UserLog, Worker};
 const USERS: usize = 6;
 /// The processes killed (SIGKILL) and restarted, in order.
 const TARGETS: [&str; 6] = ["host-todo-api", "daprd-todo-api", "scheduler", "kafka", "host-audit-service", "daprd-reminder-service"];
+/// With replicas: one replica of a process at a time, a host or a sidecar of
+/// each consumer and of todo-api, plus the single scheduler and broker.
+const REPLICA_TARGETS: [&str; 9] = [
+    "host-todo-api",
+    "daprd-todo-api-2",
+    "scheduler",
+    "kafka",
+    "host-audit-service-2",
+    "daprd-audit-service",
+    "daprd-reminder-service-2",
+    "host-notify-service",
+    "daprd-recurring-service-2",
+];
 /// How long a killed process stays down.
 const DOWN: Duration = Duration::from_secs(5);
 /// Calm between two faults.
@@ -33,9 +48,12 @@ const CALM: Duration = Duration::from_secs(7);
 
 /// Runs the load and the faults on `store`, then the checks; returns how
 /// many checks passed (all of them, or an error).
-pub fn run(tools: &Tools, store: Store) -> Result<u64> {
+pub fn run(tools: &Tools, store: Store, replicas: usize) -> Result<u64> {
     build::components()?;
-    let mut stack = Stack::start(tools, store, stack::Mode::Chaos)?;
+    let mut stack = Stack::start_with(tools, store, stack::Mode::Chaos, false, replicas)?;
+    let targets: &[&str] = if replicas > 1 { &REPLICA_TARGETS } else { &TARGETS };
+    // The load lasts as long as the faults: a cycle takes about 10 s.
+    let cycles = load::CYCLES * targets.len() / TARGETS.len();
     let env: HashMap<String, String> = stack.test_env().into_iter().collect();
     let secret = stack::hs256_secret()?;
     let api = Api::new(env["TODO_API_URL"].clone());
@@ -43,18 +61,21 @@ pub fn run(tools: &Tools, store: Store) -> Result<u64> {
     let users: Vec<String> = (0..USERS).map(|u| format!("chaos-{run_id}-{u}")).collect();
     let tokens: Vec<String> = users.iter().map(|u| token::sign(u, 7200, secret.as_bytes())).collect::<Result<_>>()?;
 
-    println!("\n== chaos: {USERS} users x {} cycles of 8 writes, killing {} ==", load::CYCLES, TARGETS.join(", "));
+    println!(
+        "\n== chaos: {USERS} users x {cycles} cycles of 8 writes, {replicas} replica(s) per app-id, killing {} ==",
+        targets.join(", ")
+    );
     let started = Instant::now();
     let (logs, faults) = std::thread::scope(|scope| {
         let workers: Vec<_> = users
             .iter()
             .zip(&tokens)
             .map(|(user, token)| {
-                let worker = Worker::new(&api, user.clone(), token.clone());
+                let worker = Worker::new(&api, user.clone(), token.clone(), cycles);
                 scope.spawn(move || worker.run())
             })
             .collect();
-        let faults = inject(&mut stack, started);
+        let faults = inject(&mut stack, targets, started);
         let logs: Vec<UserLog> = workers.into_iter().map(|w| w.join().expect("chaos worker")).collect();
         (logs, faults)
     });
@@ -76,14 +97,14 @@ pub fn run(tools: &Tools, store: Store) -> Result<u64> {
     }
     drop(stack);
     let results = checks::all(&logs, &observed, &faults);
-    report(store, &tools.host.describe(), &faults, started, &results)
+    report(store, replicas, &tools.host.describe(), &faults, started, &results)
 }
 
 /// Kills and restarts each target in turn, with calm in between.
-fn inject(stack: &mut Stack, started: Instant) -> Result<Vec<Fault>> {
+fn inject(stack: &mut Stack, targets: &[&str], started: Instant) -> Result<Vec<Fault>> {
     std::thread::sleep(CALM);
     let mut faults = Vec::new();
-    for target in TARGETS {
+    for &target in targets {
         let killed = Instant::now();
         stack.kill(target)?;
         std::thread::sleep(DOWN);
@@ -170,9 +191,10 @@ fn kafka_events(tools: &Tools, bootstrap: &str) -> Result<HashMap<String, Vec<Va
     Ok(by_user)
 }
 
-fn report(store: Store, host: &str, faults: &[Fault], started: Instant, results: &[checks::Check]) -> Result<u64> {
-    let mut md =
-        format!("# cargo xtask chaos ({store} store)\n\nwasm host: {host}\n\n| fault | killed at | ready again after |\n|---|---|---|\n");
+fn report(store: Store, replicas: usize, host: &str, faults: &[Fault], started: Instant, results: &[checks::Check]) -> Result<u64> {
+    let mut md = format!(
+        "# cargo xtask chaos ({store} store, {replicas} replica(s) per app-id)\n\nwasm host: {host}\n\n| fault | killed at | ready again after |\n|---|---|---|\n"
+    );
     for f in faults {
         md.push_str(&format!(
             "| kill -9 {} | t={:.1} s | {:.1} s |\n",
@@ -188,15 +210,17 @@ fn report(store: Store, host: &str, faults: &[Fault], started: Instant, results:
     println!("\n{md}");
     let dir = paths::root().join("target/chaos");
     fs::create_dir_all(&dir)?;
-    fs::write(dir.join(format!("chaos-{store}.md")), &md)?;
+    let name = if replicas > 1 { format!("chaos-{store}-replicas{replicas}") } else { format!("chaos-{store}") };
+    fs::write(dir.join(format!("{name}.md")), &md)?;
     let json = json!({
         "store": store.to_string(),
+        "replicas": replicas,
         "host": host,
         "faults": faults.iter().map(|f| json!({ "target": f.target, "killed_at_s": f.killed.duration_since(started).as_secs_f64(),
             "ready_after_s": f.back.duration_since(f.killed).as_secs_f64() })).collect::<Vec<_>>(),
         "checks": results.iter().map(|c| json!({ "name": c.name, "passed": c.passed, "detail": c.detail })).collect::<Vec<_>>(),
     });
-    fs::write(dir.join(format!("chaos-{store}.json")), serde_json::to_string_pretty(&json)?)?;
+    fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&json)?)?;
     let failed: Vec<&str> = results.iter().filter(|c| !c.passed).map(|c| c.name).collect();
     if !failed.is_empty() {
         bail!("{} of {} chaos checks failed: {}", failed.len(), results.len(), failed.join("; "));

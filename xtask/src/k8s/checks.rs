@@ -199,13 +199,18 @@ pub fn route_matches(pattern: &str, path: &str) -> bool {
     (s.len() == p.len() || wildcard && s.len() > p.len()) && p.iter().zip(&s).all(|(a, b)| a == b || a.starts_with(':') && !b.is_empty())
 }
 
-/// Subscription routes against the subscribing component's `spin.toml` routes.
+/// Subscription routes against the subscribing component's `spin.toml` routes;
+/// and bulk delivery on, since the handlers take only bulk deliveries
+/// (`component_kit::delivery`).
 pub fn subscription_routes(objects: &Objects, facts: &Facts) -> Vec<String> {
     let mut faults = Vec::new();
     let apps = objects.apps(facts);
     for sub in objects.of("Subscription") {
         let name = sub["metadata"]["name"].as_str().unwrap_or("");
         let spec = &sub["spec"];
+        if spec["bulkSubscribe"]["enabled"] != true {
+            faults.push(format!("Subscription {name}: bulkSubscribe is not enabled, but its handler takes only bulk deliveries"));
+        }
         let mut routes: Vec<&str> = [&spec["routes"]["default"], &spec["route"]].into_iter().filter_map(Value::as_str).collect();
         routes.extend(spec["routes"]["rules"].as_array().into_iter().flatten().filter_map(|r| r["path"].as_str()));
         let scopes = strs(&sub["scopes"]);
@@ -326,7 +331,8 @@ pub mod tests {
                 {"name": "subscriptionScopes", "value": "api=;worker=events"}]}}),
             json!({"kind": "Component", "metadata": {"name": "secrets", "namespace": "ns"}, "spec": {"type": "secretstores.kubernetes"}, "scopes": ["api", "worker"]}),
             json!({"kind": "Subscription", "metadata": {"name": "worker-events", "namespace": "ns"}, "scopes": ["worker"],
-                "spec": {"pubsubname": "pubsub", "topic": "events", "deadLetterTopic": "events-dlq", "routes": {"default": "/internal/worker/events"}}}),
+                "spec": {"pubsubname": "pubsub", "topic": "events", "deadLetterTopic": "events-dlq", "routes": {"default": "/internal/worker/events"},
+                         "bulkSubscribe": {"enabled": true}}}),
         ]
     }
 
@@ -459,6 +465,8 @@ pub mod tests {
         let handler =
             repo_broken("Subscription", "audit-service-reminders", |s| s["spec"]["routes"]["default"] = json!("/internal/audit/reminder"));
         assert!(subscription_routes(&handler, &facts).iter().any(|f| f.contains("/internal/audit/reminder is served by no handler")));
+        let single = repo_broken("Subscription", "audit-service-reminders", |s| s["spec"]["bulkSubscribe"]["enabled"] = json!(false));
+        assert!(subscription_routes(&single, &facts).iter().any(|f| f.contains("audit-service-reminders: bulkSubscribe is not enabled")));
         let topic = repo_broken("Subscription", "audit-service-reminders", |s| s["spec"]["deadLetterTopic"] = json!("reminders-dead"));
         assert!(topics_declared(&topic, &facts).iter().any(|f| f.contains("reminders-dead")));
     }

@@ -357,7 +357,7 @@ fn dapr_build() -> GoBuild<'static> {
         sources: &["go.mod", "go.sum", "cmd/daprd/main.go", "cmd/scheduler/main.go"],
         targets: &[("./cmd/daprd", "daprd"), ("./cmd/scheduler", "scheduler")],
         ldflags: format!("-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}"),
-        expect: "about 8 minutes on 2 cores, once",
+        expect: "about 5 minutes on 2 quiet cores, once",
         background: false,
     }
 }

@@ -96,7 +96,7 @@ fn control_plane_build() -> GoBuild<'static> {
             "-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION} -X k8s.io/component-base/version.gitMajor=1 \
              -X k8s.io/component-base/version.gitMinor={minor}"
         ),
-        expect: "about 10 minutes of CPU on 2 cores, once",
+        expect: "about 14 minutes at low priority beside the tests, once",
         background: true,
     }
 }
@@ -110,7 +110,7 @@ fn operator_build() -> GoBuild<'static> {
         sources: &["go.mod", "go.sum"],
         targets: &[("github.com/spinkube/spin-operator/cmd", "spin-operator")],
         ldflags: String::new(),
-        expect: "about 5 minutes of CPU on 2 cores, once",
+        expect: "about 2 minutes at low priority, once",
         background: true,
     }
 }

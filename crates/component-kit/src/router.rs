@@ -91,7 +91,11 @@ impl Routes {
 
     /// The `Allow` value of `path`, or `None` when no route has it.
     pub fn allow(&self, path: &str) -> Option<String> {
-        let (i, _) = self.find(path)?;
+        self.find(path).map(|(i, _)| self.allow_of(i))
+    }
+
+    /// The `Allow` value of the route at `i`.
+    fn allow_of(&self, i: usize) -> String {
         let mut names: Vec<String> = Vec::new();
         for (method, handler) in &self.paths[i].1 {
             names.push(method.to_string());
@@ -99,7 +103,7 @@ impl Routes {
                 names.push(Method::Head.to_string());
             }
         }
-        Some(names.join(", "))
+        names.join(", ")
     }
 
     /// Answers `req`: its route's handler, else a 405 or 404 problem.
@@ -110,12 +114,12 @@ impl Routes {
         let wanted = if *req.method() == Method::Head { Method::Get } else { req.method().clone() };
         match self.paths[i].1.iter().find(|(m, _)| *m == wanted) {
             Some((_, Some(handler))) => handler(req, params).await,
-            _ => self.method_not_allowed(req.path()),
+            _ => self.method_not_allowed(i),
         }
     }
 
-    fn method_not_allowed(&self, path: &str) -> Response {
-        let allow = self.allow(path).unwrap_or_default();
+    fn method_not_allowed(&self, i: usize) -> Response {
+        let allow = self.allow_of(i);
         let mut response = Problem::new(405, "Method Not Allowed", format!("this route takes {allow}")).into_response();
         response.set_header("allow", allow);
         response

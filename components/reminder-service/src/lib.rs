@@ -1,7 +1,7 @@
 //! `reminder-service`: one Dapr job per task reminder, on its own sidecar.
 //!
 //! It consumes `task-events` in bulk (`/internal/reminder/task-events`) into a
-//! projection of each task (key `reminder:{user}:{task_id}`, see
+//! projection of each task with reminders (key `reminder:{user}:{task_id}`, see
 //! `todo_domain::reminder::Projection`), schedules and cancels the jobs the
 //! domain plans, and on `POST /job/{name}` re-checks the projection and
 //! publishes `com.todo.reminder.due.v1` on `reminders`. No polling.
@@ -83,6 +83,9 @@ async fn task_events(req: Request) -> Response {
 }
 
 async fn project(dapr: &Dapr, settings: &Settings, event: &TaskEvent) -> Result<(), DaprError> {
+    if !reminder::concerns(event) {
+        return Ok(());
+    }
     let store = &settings.state_store;
     let key = projection_key(&event.user_id, event.task.id);
     for _ in 0..MAX_ATTEMPTS {

@@ -63,6 +63,23 @@ pub struct JobSpec {
     pub data: JobData,
 }
 
+/// Whether `event` can concern reminder-service. It cannot when the task has
+/// no reminders and the event did not change them: the task had none before
+/// either, so no job of it exists before or after the event, and the handler
+/// acknowledges it without reading or writing anything (most events, since
+/// most tasks have no reminders). An `updated` or `completed` event that
+/// does not list its changed fields (written before they were listed) counts
+/// as concerning.
+pub fn concerns(event: &TaskEvent) -> bool {
+    if !event.task.reminders.as_slice().is_empty() {
+        return true;
+    }
+    match event.event_type {
+        EventType::Created | EventType::Deleted => false,
+        EventType::Updated | EventType::Completed => event.changed.is_empty() || event.changed.iter().any(|field| field == "reminders"),
+    }
+}
+
 /// reminder-service's view of one task.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Projection {
@@ -271,6 +288,30 @@ mod tests {
     }
 
     const NOW: &str = "2026-03-01T08:00:00Z";
+
+    #[test]
+    fn only_events_of_tasks_with_reminders_or_that_drop_them_concern_the_service() {
+        let now = at(NOW);
+        let (mut ledger, mut task, event) = created(serde_json::json!({"title": "plain"}), now);
+        assert!(!concerns(&event), "a create without reminders");
+        let renamed = patch(&mut ledger, &mut task, serde_json::json!({"title": "renamed"}), now);
+        assert!(!concerns(&renamed), "a change that leaves no reminders as none");
+        let done = patch(&mut ledger, &mut task, serde_json::json!({"completed": true}), now);
+        assert!(!concerns(&done), "completing a task without reminders");
+        let mut legacy = renamed.clone();
+        legacy.changed.clear();
+        assert!(concerns(&legacy), "an update that does not say what changed");
+
+        let body = serde_json::json!({"title": "t", "due_at": "2026-03-01T10:00:00Z", "reminders": ["PT15M"]});
+        let (mut ledger, mut task, event) = created(body, now);
+        assert!(concerns(&event), "a create with reminders");
+        let renamed = patch(&mut ledger, &mut task, serde_json::json!({"title": "renamed"}), now);
+        assert!(concerns(&renamed), "any change of a task with reminders");
+        let dropped = patch(&mut ledger, &mut task, serde_json::json!({"reminders": []}), now);
+        assert!(concerns(&dropped), "the change that removes the reminders cancels their jobs");
+        let deleted = ledger.delete_task(task, None, now);
+        assert!(!concerns(&deleted), "deleting a task whose reminders were removed");
+    }
 
     #[test]
     fn an_open_task_gets_one_job_per_reminder() {

@@ -6,7 +6,7 @@
 //! append of a batch of ids commits, in one state transaction guarded by the
 //! head's ETag (first-write on the first entry), a mark and an entry for each
 //! id not yet in the log, and the new head: one head write per batch, not per
-//! event. Concurrent appends of one user (a rebalance, a second replica, a
+//! event. The head and the marks come in one bulk read. Concurrent appends of one user (a rebalance, a second replica, a
 //! read mark) serialize on the head; a loser reads the head and the marks
 //! again and retries after a short jittered pause, a few times, then fails
 //! with `Conflict` so that Dapr redelivers (no retry storm in the service). A
@@ -15,9 +15,10 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use dapr_http::{Dapr, DaprError, StateOp, Versioned};
+use dapr_http::{Dapr, DaprError, StateOp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// Attempts at an append that loses a race for the head. Batching leaves
 /// one writer per user in the steady state (a user's events come in order on
@@ -73,16 +74,18 @@ where
     E: Serialize,
 {
     let marks: Vec<String> = ids.iter().map(|id| (keys.seen)(id)).collect();
+    // One read: the head (with its ETag) and every mark.
+    let read: Vec<String> = std::iter::once(keys.head.clone()).chain(marks.iter().cloned()).collect();
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt);
         }
-        let head: Option<Versioned<H>> = dapr.get_state(store, &keys.head).await?;
-        let seen = dapr.get_bulk::<u64>(store, &marks).await?;
-        let (etag, mut head) = match head {
-            Some(v) => (v.etag, v.value),
-            None => (None, H::default()),
+        let mut found = dapr.get_bulk::<Box<RawValue>>(store, &read).await?.into_iter().zip(&read);
+        let (etag, mut head) = match found.next() {
+            Some((Some(v), key)) => (v.etag, decode::<H>(key, &v.value)?),
+            _ => (None, H::default()),
         };
+        let seen = found.map(|(mark, key)| mark.map(|v| decode::<u64>(key, &v.value)).transpose()).collect::<Result<Vec<_>, _>>()?;
         let mut done: Vec<Appended> = Vec::with_capacity(ids.len());
         let mut ops = Vec::with_capacity(2 * ids.len() + 1);
         for (i, id) in ids.iter().enumerate() {
@@ -91,8 +94,8 @@ where
                 done.push(Appended::Duplicate(p));
                 continue;
             }
-            if let Some(mark) = &seen[i] {
-                done.push(Appended::Duplicate(mark.value));
+            if let Some(position) = seen[i] {
+                done.push(Appended::Duplicate(position));
                 continue;
             }
             let (position, entry, next) = build(&head, i);
@@ -120,6 +123,11 @@ where
     }
     crate::telemetry::warn(format!("append to {} lost {MAX_ATTEMPTS} races; Dapr will redeliver", keys.head)).emit();
     Err(DaprError::Conflict)
+}
+
+/// A stored value of the log, decoded.
+fn decode<T: DeserializeOwned>(key: &str, raw: &RawValue) -> Result<T, DaprError> {
+    serde_json::from_str(raw.get()).map_err(|e| DaprError::Decode(format!("{key}: {e}")))
 }
 
 /// Sleeps a random time up to `min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)`

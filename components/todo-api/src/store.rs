@@ -97,10 +97,10 @@ pub(crate) async fn load_head(ctx: &Ctx, user: &UserId, extra: &[String]) -> Res
     for _ in 0..crate::MAX_ATTEMPTS {
         let mut found = ctx.dapr.get_bulk::<Box<RawValue>>(&ctx.settings.state_store, &keys).await?.into_iter();
         let (ledger, published) = (found.next().flatten(), found.next().flatten());
-        let published = published.map(|p| serde_json::from_str::<u64>(p.value.get())).transpose().map_err(decode(&keys[1]))?.unwrap_or(0);
+        let published = published.map(|p| dapr_http::decode::<u64>(&keys[1], &p.value)).transpose()?.unwrap_or(0);
         let ledger = match ledger {
             None => Versioned { value: UserLedger::default(), etag: None },
-            Some(Versioned { value, etag }) => match serde_json::from_str(value.get()).map_err(decode(&keys[0]))? {
+            Some(Versioned { value, etag }) => match dapr_http::decode(&keys[0], &value)? {
                 StoredLedger::Paged(ledger) => Versioned { value: ledger, etag },
                 StoredLedger::Legacy(legacy) => match migrate(ctx, user, &legacy, etag).await {
                     Err(DaprError::Conflict) | Ok(()) => continue,
@@ -111,10 +111,6 @@ pub(crate) async fn load_head(ctx: &Ctx, user: &UserId, extra: &[String]) -> Res
         return Ok(Head { ledger, published, extra: found.collect() });
     }
     Err(DaprError::Conflict)
-}
-
-fn decode(key: &str) -> impl Fn(serde_json::Error) -> DaprError + '_ {
-    move |e| DaprError::Decode(format!("{key}: {e}"))
 }
 
 /// Replaces a ledger that lists every task id by the paged index of the same

@@ -15,7 +15,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use dapr_http::{Dapr, DaprError, StateOp};
+use dapr_http::{decode, Dapr, DaprError, StateOp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -123,11 +123,6 @@ where
     }
     crate::telemetry::warn(format!("append to {} lost {MAX_ATTEMPTS} races; Dapr will redeliver", keys.head)).emit();
     Err(DaprError::Conflict)
-}
-
-/// A stored value of the log, decoded.
-fn decode<T: DeserializeOwned>(key: &str, raw: &RawValue) -> Result<T, DaprError> {
-    serde_json::from_str(raw.get()).map_err(|e| DaprError::Decode(format!("{key}: {e}")))
 }
 
 /// Sleeps a random time up to `min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)`

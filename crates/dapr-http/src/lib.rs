@@ -53,6 +53,12 @@ pub struct Versioned<T> {
     pub etag: Option<String>,
 }
 
+/// Decodes the value at `key`, read raw (a bulk read of keys of several types,
+/// `get_bulk::<Box<RawValue>>`), as `T`.
+pub fn decode<T: DeserializeOwned>(key: &str, raw: &serde_json::value::RawValue) -> Result<T, DaprError> {
+    serde_json::from_str(raw.get()).map_err(|e| DaprError::Decode(format!("{key}: {e}")))
+}
+
 /// One operation of a state transaction.
 #[derive(Debug, Clone)]
 pub enum StateOp {

